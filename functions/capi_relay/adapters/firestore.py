@@ -1,0 +1,75 @@
+"""Firestore backends: idempotency records and user profiles (follows FIRESTORE_EMULATOR_HOST)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import StoreUnavailable
+
+
+def _client(project: str, database: str | None = None):
+    from google.cloud import firestore
+
+    return firestore.Client(project=project, database=database or "(default)")
+
+
+def _to_store(record: dict[str, Any]) -> dict[str, Any]:
+    out = dict(record)
+    if "expire_at" in out:  # Firestore TTL policies need a timestamp field
+        out["expire_at"] = datetime.fromtimestamp(out["expire_at"], tz=timezone.utc)
+    return out
+
+
+def _from_store(record: dict[str, Any]) -> dict[str, Any]:
+    out = dict(record)
+    if isinstance(out.get("expire_at"), datetime):
+        out["expire_at"] = out["expire_at"].timestamp()
+    return out
+
+
+class FirestoreIdempotencyBackend:
+    def __init__(self, project: str, collection: str, *, client=None):
+        self.project = project
+        self.collection = collection
+        self._db = client
+
+    def _doc(self, key: str):
+        if self._db is None:
+            self._db = _client(self.project)
+        return self._db.collection(self.collection).document(key)
+
+    def get(self, key: str):
+        from google.api_core import exceptions
+
+        try:
+            snapshot = self._doc(key).get()
+        except exceptions.GoogleAPICallError as exc:
+            raise StoreUnavailable(f"idempotency read failed: {type(exc).__name__}") from exc
+        if not snapshot.exists:
+            return None
+        return _from_store(snapshot.to_dict()), snapshot.update_time
+
+    def create(self, key: str, record: dict[str, Any]) -> bool:
+        from google.api_core import exceptions
+
+        try:
+            self._doc(key).create(_to_store(record))
+        except exceptions.AlreadyExists:
+            return False
+        except exceptions.GoogleAPICallError as exc:
+            raise StoreUnavailable(f"idempotency create failed: {type(exc).__name__}") from exc
+        return True
+
+    def replace(self, key: str, record: dict[str, Any], version: Any) -> bool:
+        from google.api_core import exceptions
+
+        doc = self._doc(key)
+        try:
+            doc.set(_to_store(record), merge=False) if version is None else doc.update(
+                _to_store(record), option=self._db.write_option(last_update_time=version))
+        except (exceptions.FailedPrecondition, exceptions.NotFound, exceptions.Aborted):
+            return False
+        except exceptions.GoogleAPICallError as exc:
+            raise StoreUnavailable(f"idempotency update failed: {type(exc).__name__}") from exc
+        return True

@@ -1,0 +1,30 @@
+"""Publisher port on Google Cloud Pub/Sub (follows PUBSUB_EMULATOR_HOST when set)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..errors import PublishFailed
+
+
+class PubSubPublisher:
+    def __init__(self, project: str, topic: str, *, timeout: float = 30.0):
+        self.topic_path = topic if topic.startswith("projects/") else \
+            f"projects/{project}/topics/{topic}"
+        self.timeout = timeout
+        self._client = None
+
+    def _get_client(self):
+        if self._client is None:
+            from google.cloud import pubsub_v1
+
+            self._client = pubsub_v1.PublisherClient()
+        return self._client
+
+    def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
+        try:
+            future = self._get_client().publish(self.topic_path, data, **dict(attributes))
+            return future.result(timeout=self.timeout)
+        except Exception as exc:  # any client failure means: not published, try again
+            raise PublishFailed(f"publish to {self.topic_path} failed: "
+                                f"{type(exc).__name__}") from exc

@@ -1,0 +1,100 @@
+"""The composition root: builds real adapters lazily, once per instance, never at import time.
+
+Tests call ``use(...)`` to wire fakes instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from .config import Settings
+from .idempotency import Idempotency
+from .mapping import MappingConfig
+from .service import DeliveryPolicy, IngestService, ProcessService
+
+_lock = threading.Lock()
+_built: dict[str, Any] = {}
+
+
+def use(**parts: Any) -> None:
+    """Replaces built parts (``settings``, ``ingest``, ``process``, ``health``); tests only."""
+    with _lock:
+        _built.clear()
+        _built.update(parts)
+
+
+def reset() -> None:
+    with _lock:
+        _built.clear()
+
+
+def _once(name: str, build):
+    with _lock:
+        if name not in _built:
+            _built[name] = build()
+        return _built[name]
+
+
+def settings() -> Settings:
+    return _once("settings", Settings.from_env)
+
+
+def mapping_config() -> MappingConfig:
+    def build() -> MappingConfig:
+        s = settings()
+        return MappingConfig.from_settings(field_aliases=s.field_aliases,
+                                           event_names=s.event_names,
+                                           default_country=s.default_country)
+    return _once("mapping", build)
+
+
+def publisher():
+    def build():
+        from .adapters.pubsub import PubSubPublisher
+
+        s = settings()
+        return PubSubPublisher(s.project, s.topic)
+    return _once("publisher", build)
+
+
+def ingest_service() -> IngestService:
+    def build() -> IngestService:
+        from .adapters.clock import SystemClock
+
+        return IngestService(publisher(), SystemClock(), lambda: str(uuid.uuid4()),
+                             mapping_config())
+    return _once("ingest", build)
+
+
+def process_service() -> ProcessService:
+    def build() -> ProcessService:
+        from .adapters.clock import SystemClock
+        from .adapters.firestore import FirestoreIdempotencyBackend
+        from .adapters.graph import GraphCapiClient
+        from .adapters.pubsub import PubSubPublisher
+        from .adapters.secrets import SecretManagerSource, StaticSecret
+        from .enrichment import build_enricher
+
+        s = Settings.from_env(need=("token",))
+        secrets = StaticSecret(s.access_token) if s.access_token else \
+            SecretManagerSource(s.token_secret)
+        idempotency = Idempotency(
+            FirestoreIdempotencyBackend(s.project, s.idempotency_collection),
+            lease_seconds=s.lease_seconds, ttl_seconds=s.idempotency_ttl_hours * 3600)
+        dead_letter = PubSubPublisher(s.project, s.dead_letter_topic) \
+            if s.dead_letter_topic else None
+        return ProcessService(
+            client=GraphCapiClient(s.graph_url, s.api_version, s.pixel_id,
+                                   timeout=s.graph_timeout),
+            secrets=secrets,
+            idempotency=idempotency,
+            clock=SystemClock(),
+            policy=DeliveryPolicy(pixel_id=s.pixel_id, test_event_code=s.test_event_code,
+                                  max_attempts=s.max_attempts, consent_policy=s.consent_policy,
+                                  consent_missing=s.consent_missing),
+            dead_letter=dead_letter,
+            enrich=build_enricher(s),
+        )
+    return _once("process", build)

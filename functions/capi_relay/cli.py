@@ -1,0 +1,87 @@
+"""The ``capi-relay`` command: operator tools (preview, hash, replay, profiles import)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from typing import Any, Sequence
+
+from .model import HASHED_KEYS, NEVER_HASHED_KEYS
+
+
+def _read_body(path: str | None) -> Any:
+    text = sys.stdin.read() if path in (None, "-") else open(path, encoding="utf-8").read()
+    return json.loads(text)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from .mapping import MappingConfig, to_capi_event
+    from .web import parse_events
+
+    try:
+        raw = _read_body(args.file)
+    except (OSError, ValueError) as exc:
+        print(f"capi-relay preview: cannot read input: {type(exc).__name__}", file=sys.stderr)
+        return 2
+    events, problem = parse_events(json.dumps(raw).encode())
+    if problem:
+        print(f"capi-relay preview: {problem}", file=sys.stderr)
+        return 2
+    now = float(args.now) if args.now is not None else time.time()
+    config = MappingConfig.from_settings(default_country=args.country)
+    data, rejected = [], []
+    for index, event in enumerate(events):
+        mapped = to_capi_event(event, now=now, new_id=lambda: str(uuid.uuid4()), config=config)
+        if mapped.event is not None:
+            data.append(mapped.event.to_wire())
+        else:
+            rejected.append({"index": index, "errors": list(mapped.reasons)})
+            for reason in mapped.reasons:
+                print(f"event {index}: {reason}", file=sys.stderr)
+    out = {"data": data}
+    if rejected:
+        out["rejected"] = rejected
+    print(json.dumps(out, indent=2 if args.pretty else None, sort_keys=True))
+    return 0
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    from .normalize import prepare
+
+    if args.field not in HASHED_KEYS + NEVER_HASHED_KEYS:
+        print(f"capi-relay hash: unknown user_data field {args.field!r}", file=sys.stderr)
+        return 2
+    for value in args.values:
+        print(prepare(args.field, value, country=args.country) or "")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="capi-relay", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    preview = sub.add_parser("preview", help="print the CAPI events the relay would send")
+    preview.add_argument("file", nargs="?", help="JSON body (default: stdin)")
+    preview.add_argument("--now", type=float, help="the clock, as epoch seconds")
+    preview.add_argument("--country", help="default country for phone numbers (alpha-2)")
+    preview.add_argument("--pretty", action="store_true", help="indent the output")
+    preview.set_defaults(run=cmd_preview)
+
+    hash_ = sub.add_parser("hash", help="print what would be sent for a user_data field")
+    hash_.add_argument("--country", help="country for phone numbers (alpha-2)")
+    hash_.add_argument("field", help="user_data key, e.g. em, ph, fn, client_ip_address")
+    hash_.add_argument("values", nargs="+")
+    hash_.set_defaults(run=cmd_hash)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

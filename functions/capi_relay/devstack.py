@@ -1,0 +1,33 @@
+"""`make dev`: the local stack in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from .localstack import LocalStack
+
+
+def main() -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    options = {"ingest_port": int(os.environ.get("INGEST_PORT", "8080"))}
+    for env, key in (("META_GRAPH_URL", "graph_url"), ("META_PIXEL_ID", "pixel_id"),
+                     ("META_ACCESS_TOKEN", "access_token")):
+        if os.environ.get(env):
+            options[key] = os.environ[env]
+    with LocalStack(**options) as stack:
+        print(f"capi-relay ingest: {stack.ingest_url}", flush=True)
+        print(f"Graph API: {stack.graph_url}"
+              + (" (local stand-in)" if stack.standin else ""), flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        stop.wait()
+    print("stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

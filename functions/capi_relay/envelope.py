@@ -1,0 +1,81 @@
+"""The Pub/Sub message between ingest and process: prepared (hashed) events, never raw ones."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .errors import InvalidEvent
+from .model import CapiEvent, canonical_json
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """One event as the processor receives it, with what the relay needs besides the wire."""
+
+    event: CapiEvent
+    client_id: str | None = None
+    consent: Mapping[str, Any] = field(default_factory=dict)
+    dropped: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.event.to_wire()}
+        if self.client_id:
+            out["client_id"] = self.client_id
+        if self.consent:
+            out["consent"] = dict(self.consent)
+        if self.dropped:
+            out["dropped"] = list(self.dropped)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "QueuedEvent":
+        return cls(
+            event=CapiEvent.from_wire(data["event"]),
+            client_id=data.get("client_id"),
+            consent=dict(data.get("consent") or {}),
+            dropped=tuple(data.get("dropped") or ()),
+        )
+
+
+def encode(events: Iterable[QueuedEvent]) -> bytes:
+    return canonical_json({"v": VERSION, "events": [e.to_json() for e in events]}).encode()
+
+
+def decode(data: bytes) -> list[QueuedEvent]:
+    """The events in one message; raises InvalidEvent naming what is wrong."""
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidEvent(["message: not JSON"]) from None
+    if not isinstance(body, dict) or body.get("v") != VERSION or not isinstance(
+            body.get("events"), list):
+        raise InvalidEvent(["message: not a capi-relay envelope"])
+    out = []
+    for index, item in enumerate(body["events"]):
+        try:
+            out.append(QueuedEvent.from_json(item))
+        except (KeyError, TypeError, ValueError):
+            raise InvalidEvent([f"events[{index}]: malformed"]) from None
+    return out
+
+
+def chunks(events: list[QueuedEvent], *, max_events: int = 1000,
+           max_bytes: int = 9_000_000) -> list[list[QueuedEvent]]:
+    """Splits events into messages under Pub/Sub's 10 MB limit and Meta's 1000-event batch."""
+    out: list[list[QueuedEvent]] = []
+    current: list[QueuedEvent] = []
+    size = 0
+    for event in events:
+        event_size = len(canonical_json(event.to_json()))
+        if current and (len(current) >= max_events or size + event_size > max_bytes):
+            out.append(current)
+            current, size = [], 0
+        current.append(event)
+        size += event_size + 1
+    if current:
+        out.append(current)
+    return out

@@ -1,0 +1,75 @@
+"""The relay's exception tree; every failure the service acts on is one of these.
+
+    RelayError
+    ├── PermanentError            retrying cannot help: record it, ack or dead-letter
+    │   ├── InvalidEvent          the event breaks Meta's rules (names the field, never the value)
+    │   ├── EventRejected         Meta refused the event (code/subcode kept, message sanitized)
+    │   ├── EventTooOld           outside Meta's event_time window
+    │   └── ConfigurationError    a required setting is missing or malformed
+    └── TransientError            may pass on retry: raise so Pub/Sub redelivers
+        ├── GraphUnavailable      5xx, timeout, connection error, transient Graph codes
+        ├── Throttled             Graph rate limits (4, 17, 32, 613, 80000-80014 ...)
+        ├── TokenProblem          token expired, revoked or lacking permission (held, not dropped)
+        ├── StoreUnavailable      Firestore could not be reached
+        └── PublishFailed         Pub/Sub did not take the message
+"""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    """Base of every error the relay raises on purpose."""
+
+
+class PermanentError(RelayError):
+    """Retrying the same input cannot succeed."""
+
+
+class TransientError(RelayError):
+    """The same input may succeed later; let the transport redeliver it."""
+
+    #: seconds a caller should wait before trying again, when the cause says so
+    retry_after: float | None = None
+
+
+class InvalidEvent(PermanentError):
+    def __init__(self, reasons: list[str] | tuple[str, ...]):
+        self.reasons = tuple(reasons)
+        super().__init__("; ".join(self.reasons))
+
+
+class EventRejected(PermanentError):
+    def __init__(self, message: str, code: int | None = None, subcode: int | None = None):
+        self.code = code
+        self.subcode = subcode
+        super().__init__(message)
+
+
+class EventTooOld(PermanentError):
+    pass
+
+
+class ConfigurationError(PermanentError):
+    pass
+
+
+class GraphUnavailable(TransientError):
+    pass
+
+
+class Throttled(TransientError):
+    def __init__(self, message: str, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class TokenProblem(TransientError):
+    pass
+
+
+class StoreUnavailable(TransientError):
+    pass
+
+
+class PublishFailed(TransientError):
+    pass

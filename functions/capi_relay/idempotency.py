@@ -1,0 +1,144 @@
+"""Exactly-once delivery: claim an event before sending it, record the outcome after.
+
+The claim protocol lives here; a backend (Firestore, or an in-memory fake) only stores
+records with two conditional writes: ``create`` (fails when the key exists) and ``replace``
+(fails when the record changed since it was read). States::
+
+    (absent) --claim--> in_progress --sent--> sent            (final: redeliveries are acked)
+                             |      --fail--> failed          (final: dead-lettered once)
+                             +--release--> released --claim--> in_progress (attempts + 1)
+    in_progress whose lease ran out (crashed instance) may be claimed again.
+
+Records carry ``expire_at`` for a Firestore TTL policy; since TTL deletion lags by up to a
+day, an expired record is treated as absent here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from .ports import IdempotencyBackend
+
+
+class State(str, Enum):
+    IN_PROGRESS = "in_progress"
+    SENT = "sent"
+    FAILED = "failed"
+    RELEASED = "released"
+
+
+class Claim(str, Enum):
+    """What the caller should do with the event."""
+
+    SEND = "send"            # claimed: send it, then mark_sent / mark_failed / release
+    ALREADY_SENT = "already_sent"
+    ALREADY_FAILED = "already_failed"
+    BUSY = "busy"            # another instance holds a live lease: retry later
+
+
+@dataclass(frozen=True)
+class Decision:
+    claim: Claim
+    write: dict[str, Any] | None = None   # the record to write when claim is SEND
+    attempts: int = 0
+
+
+def event_key(pixel_id: str, event_name: str, event_id: str) -> str:
+    """A document id for (pixel, event_name, event_id): Meta deduplicates on the same triple."""
+    raw = f"{pixel_id}\x1f{event_name}\x1f{event_id}".encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def decide_claim(record: dict[str, Any] | None, *, now: float, lease_seconds: float,
+                 ttl_seconds: float) -> Decision:
+    """Pure: given the stored record (or None), whether and how to claim the event."""
+    if record is not None and record.get("expire_at", float("inf")) <= now:
+        record = None
+    if record is None:
+        return Decision(Claim.SEND, _in_progress(1, now, lease_seconds, ttl_seconds), 1)
+    state = record.get("state")
+    attempts = int(record.get("attempts", 0))
+    if state == State.SENT:
+        return Decision(Claim.ALREADY_SENT, attempts=attempts)
+    if state == State.FAILED:
+        return Decision(Claim.ALREADY_FAILED, attempts=attempts)
+    if state == State.IN_PROGRESS and record.get("lease_until", 0) > now:
+        return Decision(Claim.BUSY, attempts=attempts)
+    return Decision(Claim.SEND, _in_progress(attempts + 1, now, lease_seconds, ttl_seconds),
+                    attempts + 1)
+
+
+def _in_progress(attempts: int, now: float, lease: float, ttl: float) -> dict[str, Any]:
+    return {"state": State.IN_PROGRESS.value, "attempts": attempts, "lease_until": now + lease,
+            "updated_at": now, "expire_at": now + ttl}
+
+
+class Idempotency:
+    """The claim protocol over any backend."""
+
+    def __init__(self, backend: IdempotencyBackend, *, lease_seconds: float = 120.0,
+                 ttl_seconds: float = 48 * 3600.0):
+        self.backend = backend
+        self.lease_seconds = lease_seconds
+        self.ttl_seconds = ttl_seconds
+
+    def claim(self, key: str, now: float) -> Decision:
+        for _ in range(3):  # lost races re-read; a third loss means someone else is busy
+            found = self.backend.get(key)
+            record, version = found if found else (None, None)
+            decision = decide_claim(record, now=now, lease_seconds=self.lease_seconds,
+                                    ttl_seconds=self.ttl_seconds)
+            if decision.claim is not Claim.SEND:
+                return decision
+            ok = (self.backend.create(key, decision.write) if found is None
+                  else self.backend.replace(key, decision.write, version))
+            if ok:
+                return decision
+        return Decision(Claim.BUSY)
+
+    def _finish(self, key: str, state: State, now: float, attempts: int,
+                **extra: Any) -> None:
+        record = {"state": state.value, "attempts": attempts, "updated_at": now,
+                  "expire_at": now + self.ttl_seconds, "lease_until": 0, **extra}
+        found = self.backend.get(key)
+        if found is None:
+            self.backend.create(key, record)
+        else:
+            self.backend.replace(key, record, found[1])
+
+    def mark_sent(self, key: str, now: float, attempts: int, fbtrace_id: str | None = None) -> None:
+        self._finish(key, State.SENT, now, attempts, fbtrace_id=fbtrace_id)
+
+    def mark_failed(self, key: str, now: float, attempts: int, reason: str) -> None:
+        self._finish(key, State.FAILED, now, attempts, reason=reason)
+
+    def release(self, key: str, now: float, attempts: int) -> None:
+        """Gives the claim back after a transient failure; the attempt still counts."""
+        self._finish(key, State.RELEASED, now, attempts)
+
+
+class MemoryBackend:
+    """An in-memory backend with the same conditional-write semantics (tests, previews)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[dict[str, Any], int]] = {}
+
+    def get(self, key: str):
+        found = self.records.get(key)
+        return (dict(found[0]), found[1]) if found else None
+
+    def create(self, key: str, record: dict[str, Any]) -> bool:
+        if key in self.records:
+            return False
+        self.records[key] = (dict(record), 1)
+        return True
+
+    def replace(self, key: str, record: dict[str, Any], version: Any) -> bool:
+        found = self.records.get(key)
+        if found is None or found[1] != version:
+            return False
+        self.records[key] = (dict(record), version + 1)
+        return True

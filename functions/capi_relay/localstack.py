@@ -1,0 +1,219 @@
+"""The whole relay on one machine: emulators, both functions, the Graph stand-in.
+
+Used by ``make dev``, ``make demo`` and the integration tests. Everything listens on
+127.0.0.1, on free ports unless told otherwise, and everything started is stopped again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent
+PROJECT = "capi-relay-local"
+TOPIC = "capi-events"
+DEAD_LETTER_TOPIC = "capi-events-dead-letter"
+DEAD_LETTER_SUBSCRIPTION = "capi-events-dead-letter-sub"
+PUSH_SUBSCRIPTION = "capi-events-processor-push"
+#: the same policy infra/pubsub.tf gives the production push subscription
+MAX_DELIVERY_ATTEMPTS = 10
+MIN_BACKOFF_SECONDS = 10
+MAX_BACKOFF_SECONDS = 600
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path | None = None
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            try:  # emulators run java children: stop the whole process group
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=5)
+
+    def kill(self) -> None:
+        """Stops it abruptly, as a crashed instance would."""
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=5)
+
+
+def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path | None) -> Process:
+    log_path = log_dir / f"{name}.log" if log_dir else None
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    popen = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+    return Process(name, popen, log_path)
+
+
+def start_emulator(kind: str, port: int, log_dir: Path | None) -> Process:
+    if kind == "pubsub":
+        argv = ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}",
+                f"--project={PROJECT}", "--quiet"]
+    else:
+        argv = ["gcloud", "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}",
+                "--quiet"]
+    proc = start(f"{kind}-emulator", argv, dict(os.environ), log_dir)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", 90, proc.popen)
+    except Exception:
+        proc.stop()
+        raise
+    return proc
+
+
+@dataclass
+class LocalStack:
+    """Starts and stops the stack; attributes tell where each part listens."""
+
+    ingest_port: int = 0
+    pixel_id: str = "1234567890"
+    access_token: str = "local-test-token"
+    graph_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    standin_options: dict[str, Any] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+    standin: Any = None
+
+    def __enter__(self) -> "LocalStack":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def ingest_url(self) -> str:
+        return f"http://127.0.0.1:{self.ingest_port}"
+
+    def start(self) -> None:
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.pubsub_port, self.firestore_port = free_port(), free_port()
+        self.processes.append(start_emulator("pubsub", self.pubsub_port, self.log_dir))
+        self.processes.append(start_emulator("firestore", self.firestore_port, self.log_dir))
+        if self.graph_url is None:
+            from .graph_standin import GraphStandin
+
+            self.standin = GraphStandin("127.0.0.1", 0, expected_token=self.access_token,
+                                        **self.standin_options)
+            self.standin.start()
+            self.graph_url = self.standin.url
+        self.ingest_port = self.ingest_port or free_port()
+        self.process_port = free_port()
+        env = self.function_env()
+        self.processor = self._function("process", "cloudevent", self.process_port, env)
+        self.ingest = self._function("ingest", "http", self.ingest_port, env)
+        self.create_topology()
+
+    def function_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.pubsub_port}",
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.firestore_port}",
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "PUBSUB_TOPIC": TOPIC,
+            "DEAD_LETTER_TOPIC": DEAD_LETTER_TOPIC,
+            "META_PIXEL_ID": self.pixel_id,
+            "META_GRAPH_URL": self.graph_url,
+            "META_ACCESS_TOKEN": self.access_token,
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def _function(self, target: str, signature: str, port: int, env: dict[str, str]) -> Process:
+        argv = [sys.executable, "-m", "functions_framework", f"--target={target}",
+                f"--source={FUNCTIONS_DIR / 'main.py'}", f"--signature-type={signature}",
+                "--host=127.0.0.1", f"--port={port}"]
+        proc = start(target, argv, env, self.log_dir)
+        self.processes.append(proc)
+        wait_http(f"http://127.0.0.1:{port}/", 60, proc.popen)
+        return proc
+
+    def restart_processor(self) -> None:
+        """Starts a fresh processor on the same port (after kill(), as Cloud Run would)."""
+        self.processes.remove(self.processor)
+        self.processor = self._function("process", "cloudevent", self.process_port,
+                                        self.function_env())
+
+    def create_topology(self) -> None:
+        """Topics and subscriptions with the same policies as infra/pubsub.tf."""
+        from google.cloud import pubsub_v1
+        from google.protobuf import duration_pb2
+
+        os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{self.pubsub_port}"
+        publisher = pubsub_v1.PublisherClient()
+        subscriber = pubsub_v1.SubscriberClient()
+        topic = publisher.topic_path(PROJECT, TOPIC)
+        dead = publisher.topic_path(PROJECT, DEAD_LETTER_TOPIC)
+        publisher.create_topic(name=topic)
+        publisher.create_topic(name=dead)
+        subscriber.create_subscription(
+            name=subscriber.subscription_path(PROJECT, DEAD_LETTER_SUBSCRIPTION), topic=dead,
+            ack_deadline_seconds=60)
+        subscriber.create_subscription(request={
+            "name": subscriber.subscription_path(PROJECT, PUSH_SUBSCRIPTION),
+            "topic": topic,
+            "push_config": {"push_endpoint": f"http://127.0.0.1:{self.process_port}/"},
+            "ack_deadline_seconds": 60,
+            "retry_policy": {
+                "minimum_backoff": duration_pb2.Duration(seconds=MIN_BACKOFF_SECONDS),
+                "maximum_backoff": duration_pb2.Duration(seconds=MAX_BACKOFF_SECONDS),
+            },
+            "dead_letter_policy": {"dead_letter_topic": dead,
+                                   "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS},
+        })
+        self.publisher_client, self.subscriber_client = publisher, subscriber
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            try:
+                proc.stop()
+            except Exception:  # keep stopping the rest
+                pass
+        self.processes.clear()
+        if self.standin is not None:
+            self.standin.stop()
+            self.standin = None

@@ -1,0 +1,533 @@
+"""Turns one incoming event (sGTM GA4 model, dataLayer push, or native CAPI) into a CapiEvent.
+
+Pure: time and new ids are arguments, nothing here does I/O. A bad value drops that field
+(named in ``dropped``); only a rule Meta would reject the whole event for rejects it (named in
+``reasons``). Messages name fields, never values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+from . import aliases
+from .model import HASHED_KEYS, NEVER_HASHED_KEYS, ActionSource, CapiEvent, UserData
+from .normalize import normalize_country, prepare
+
+#: GA4 / gtag event names -> Meta standard events. Anything else passes through unchanged.
+EVENT_NAMES: Mapping[str, str] = MappingProxyType({
+    "page_view": "PageView",
+    "gtm.dom": "PageView",
+    "gtm.js": "PageView",
+    "view_item": "ViewContent",
+    "add_to_cart": "AddToCart",
+    "add_to_wishlist": "AddToWishlist",
+    "begin_checkout": "InitiateCheckout",
+    "add_payment_info": "AddPaymentInfo",
+    "purchase": "Purchase",
+    "search": "Search",
+    "view_search_results": "Search",
+    "generate_lead": "Lead",
+    "sign_up": "CompleteRegistration",
+    "contact": "Contact",
+    "customize_product": "CustomizeProduct",
+    "donate": "Donate",
+    "find_location": "FindLocation",
+    "schedule": "Schedule",
+    "start_trial": "StartTrial",
+    "submit_application": "SubmitApplication",
+    "subscribe": "Subscribe",
+})
+
+#: Meta's event_time window: 7 days back for web and most sources, 62 for physical stores.
+MAX_AGE_SECONDS = 7 * 86400
+MAX_AGE_PHYSICAL_STORE_SECONDS = 62 * 86400
+#: clocks drift; an event this far ahead of the relay's clock is still accepted
+FUTURE_TOLERANCE_SECONDS = 300
+
+#: consent signals carried along for the consent decision, never sent to Meta.
+CONSENT_FIELDS = ("x-ga-gcs", "x-ga-gcd", "gcs", "gcd", "consent_state", "consent")
+
+#: match keys that identify a person or a browser on their own. Meta rejects events whose
+#: user_data holds only coarse keys (location, gender, birth date, names alone); see
+#: best-practices "baseline requirements for matching" (Graph API v13.0 and later).
+STRONG_KEYS = frozenset({
+    "em", "ph", "external_id", "fbc", "fbp", "subscription_id", "fb_login_id", "lead_id",
+    "anon_id", "madid", "page_scoped_user_id", "ctwa_clid", "ig_account_id", "ig_sid",
+})
+
+_NUMERIC_CUSTOM = ("value", "predicted_ltv")
+_ITEM_KEYS = {  # GA4 item field -> Meta contents field
+    "item_id": "id", "id": "id", "quantity": "quantity", "price": "item_price",
+    "item_price": "item_price", "item_name": "title", "title": "title", "name": "title",
+    "item_brand": "brand", "brand": "brand", "item_category": "category",
+    "category": "category",
+}
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """Everything a deployment may change about mapping; defaults are Meta's rules."""
+
+    user_fields: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType(dict(aliases.USER_FIELDS)))
+    event_fields: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType(dict(aliases.EVENT_FIELDS)))
+    event_names: Mapping[str, str] = field(default_factory=lambda: EVENT_NAMES)
+    default_country: str | None = None
+    default_action_source: ActionSource = ActionSource.WEBSITE
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        field_aliases: Mapping[str, Any] | None = None,
+        event_names: Mapping[str, str] | None = None,
+        default_country: str | None = None,
+    ) -> "MappingConfig":
+        """Builds a config from operator settings; unknown alias targets raise KeyError."""
+        user_extra = {k: v for k, v in (field_aliases or {}).items() if k in aliases.USER_FIELDS}
+        event_extra = {k: v for k, v in (field_aliases or {}).items() if k not in user_extra}
+        names = dict(EVENT_NAMES)
+        names.update(event_names or {})
+        country = normalize_country(default_country) if default_country else None
+        return cls(
+            user_fields=MappingProxyType(aliases.extend(aliases.USER_FIELDS, user_extra)),
+            event_fields=MappingProxyType(aliases.extend(aliases.EVENT_FIELDS, event_extra)),
+            event_names=MappingProxyType(names),
+            default_country=country,
+        )
+
+
+DEFAULT_CONFIG = MappingConfig()
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """The result of mapping one incoming event: an event, or the reasons it has none."""
+
+    event: CapiEvent | None
+    reasons: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    shape: str = "ga4"
+    client_id: str | None = None
+    consent: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.event is not None
+
+
+def detect_shape(raw: Mapping[str, Any]) -> str:
+    """'capi' for native Conversions API events, 'datalayer' for site pushes, else 'ga4'."""
+    user_data = raw.get("user_data")
+    if "custom_data" in raw or (
+        isinstance(user_data, Mapping)
+        and any(k in user_data for k in HASHED_KEYS + NEVER_HASHED_KEYS)
+        and "action_source" in raw
+    ):
+        return "capi"
+    if "event_name" not in raw and "event" in raw:
+        return "datalayer"
+    return "ga4"
+
+
+def parse_event_time(value: Any) -> int | None:
+    """Seconds since the epoch from seconds, milliseconds, microseconds or ISO-8601."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            return int(parsed.timestamp())
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        return None
+    if value >= 1e14:  # microseconds (GA4 timestamp_micros)
+        value /= 1_000_000
+    elif value >= 1e11:  # milliseconds (JavaScript Date.now())
+        value /= 1000
+    return int(value)
+
+
+def fbc_click_id(fbc: str) -> str | None:
+    """The click id inside an ``fb.<subdomain>.<ms>.<fbclid>`` value, or None if malformed."""
+    parts = fbc.split(".")
+    if len(parts) < 4 or parts[0] != "fb" or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    return parts[3] or None
+
+
+def build_fbc(fbclid: str, event_time_ms: int) -> str:
+    """Meta's fbc format: version 'fb', subdomain index 1, creation time in ms, the fbclid."""
+    return f"fb.1.{event_time_ms}.{fbclid}"
+
+
+def _valid_fbp(fbp: str) -> bool:
+    parts = fbp.split(".")
+    return len(parts) >= 4 and parts[0] == "fb" and parts[1].isdigit() and parts[2].isdigit()
+
+
+def fbclid_from_url(url: str | None) -> str | None:
+    if not url or "fbclid=" not in url:
+        return None
+    try:
+        values = parse_qs(urlsplit(url).query).get("fbclid")
+    except ValueError:
+        return None
+    return values[0] if values and values[0] else None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value.strip().replace(",", ""))
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    number = _as_number(value)
+    if number is None or number != int(number):
+        return None
+    return int(number)
+
+
+def _number_out(number: float) -> int | float:
+    """Whole numbers as ints, so 2 goes on the wire as 2, not 2.0."""
+    return int(number) if number == int(number) and abs(number) < 2**53 else number
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _contents(items: Any, dropped: list[str]) -> list[dict[str, Any]]:
+    items = _maybe_json(items)
+    if isinstance(items, Mapping):
+        items = [items]
+    if not isinstance(items, list):
+        dropped.append("items")
+        return []
+    contents = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            dropped.append("items")
+            continue
+        content: dict[str, Any] = {}
+        for key, value in item.items():
+            target = _ITEM_KEYS.get(key)
+            if target is None or target in content or value in (None, ""):
+                continue
+            if target == "quantity":
+                quantity = _as_int(value)
+                if quantity is None or quantity < 0:
+                    dropped.append("items.quantity")
+                    continue
+                content[target] = quantity
+            elif target == "item_price":
+                price = _as_number(value)
+                if price is None:
+                    dropped.append("items.price")
+                    continue
+                content[target] = _number_out(price)
+            else:
+                content[target] = str(value)
+        if "id" not in content:
+            dropped.append("items.item_id")
+            continue
+        content.setdefault("quantity", 1)
+        contents.append(content)
+    return contents
+
+
+def _custom_data(raw: Mapping[str, Any], fields: Mapping[str, tuple[str, ...]],
+                 dropped: list[str]) -> dict[str, Any]:
+    custom: dict[str, Any] = {}
+    native = raw.get("custom_data")
+    if isinstance(native, Mapping):
+        custom.update((k, v) for k, v in native.items() if v not in (None, ""))
+    elif native is not None:
+        dropped.append("custom_data")
+
+    for name in ("value", "currency", "order_id", "search_string", "status", "predicted_ltv",
+                 "delivery_category"):
+        value = aliases.first(raw, fields[name])
+        if value is not aliases.MISSING:
+            custom[name] = value
+
+    for key, value in raw.items():  # sGTM's x-fb-cd-* parameters
+        if isinstance(key, str) and key.startswith("x-fb-cd-") and value not in (None, ""):
+            custom.setdefault(key[len("x-fb-cd-"):], _maybe_json(value))
+    props = raw.get("custom_properties")
+    if isinstance(props, Mapping):
+        for key, value in props.items():
+            custom.setdefault(str(key), value)
+
+    for name in _NUMERIC_CUSTOM:
+        if name in custom:
+            number = _as_number(custom[name])
+            if number is None:
+                del custom[name]
+                dropped.append(f"custom_data.{name}")
+            else:
+                custom[name] = _number_out(number)
+    if "currency" in custom:
+        currency = custom["currency"]
+        if isinstance(currency, str) and len(currency.strip()) == 3 and currency.strip().isalpha():
+            custom["currency"] = currency.strip().upper()
+        else:
+            del custom["currency"]
+            dropped.append("custom_data.currency")
+    for name in ("order_id", "search_string", "status", "delivery_category"):
+        if name in custom and not isinstance(custom[name], str):
+            custom[name] = str(custom[name])
+
+    items = aliases.first(raw, fields["items"])
+    if items is not aliases.MISSING and "contents" not in custom:
+        custom.pop("items", None)
+        contents = _contents(items, dropped)
+        if contents:
+            custom["contents"] = contents
+            custom["content_ids"] = [c["id"] for c in contents]
+            custom["num_items"] = sum(c["quantity"] for c in contents)
+            custom.setdefault("content_type", "product")
+            if "value" not in custom and all("item_price" in c for c in contents):
+                custom["value"] = _number_out(round(
+                    sum(c["item_price"] * c["quantity"] for c in contents), 2))
+    elif "contents" in custom and "content_ids" not in custom:
+        contents = custom["contents"]
+        if isinstance(contents, list):
+            ids = [str(c["id"]) for c in contents if isinstance(c, Mapping) and "id" in c]
+            if ids:
+                custom["content_ids"] = ids
+    if "num_items" in custom:
+        count = _as_int(custom["num_items"])
+        if count is None:
+            del custom["num_items"]
+            dropped.append("custom_data.num_items")
+        else:
+            custom["num_items"] = count
+    return dict(sorted(custom.items()))
+
+
+def _user_data(raw: Mapping[str, Any], config: MappingConfig, event_time: int, url: str | None,
+               dropped: list[str]) -> UserData:
+    fields = config.user_fields
+    values: dict[str, Any] = {}
+
+    raw_countries = [v for v in _collect(raw, fields["country"])]
+    country = None
+    for candidate in raw_countries:
+        if isinstance(candidate, str) and len(candidate) != 64:
+            country = normalize_country(candidate)
+            if country:
+                break
+    country = country or config.default_country
+
+    for key in HASHED_KEYS:
+        prepared: list[str] = []
+        for value in _collect(raw, fields[key]):
+            out = prepare(key, value, country=country)
+            if out is None:
+                dropped.append(f"user_data.{key}")
+            elif out not in prepared:
+                prepared.append(out)
+        if prepared:
+            values[key] = tuple(prepared)
+
+    for key in NEVER_HASHED_KEYS:
+        for value in _collect(raw, fields[key]):
+            out = prepare(key, value, country=country)
+            if out is None:
+                dropped.append(f"user_data.{key}")
+                continue
+            values[key] = out
+            break
+
+    fbc = values.get("fbc")
+    if fbc and fbc_click_id(fbc) is None:
+        dropped.append("user_data.fbc")
+        del values["fbc"]
+        fbc = None
+    fbclid = fbclid_from_url(url)
+    if fbclid and (not fbc or fbc_click_id(fbc) != fbclid):
+        values["fbc"] = build_fbc(fbclid, event_time * 1000)
+    fbp = values.get("fbp")
+    if fbp and not _valid_fbp(fbp):
+        dropped.append("user_data.fbp")
+        del values["fbp"]
+    return UserData(**values)
+
+
+def _collect(raw: Mapping[str, Any], paths: tuple[str, ...]) -> list[Any]:
+    out: list[Any] = []
+    for path in paths:
+        for value in aliases.walk(raw, path):
+            out.extend(value if isinstance(value, list) else [value])
+    return out
+
+
+def _text(value: Any) -> str | None:
+    if value is aliases.MISSING or value is None:
+        return None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def _dpo(raw: Mapping[str, Any], fields: Mapping[str, tuple[str, ...]], reasons: list[str]):
+    options = aliases.first(raw, fields["data_processing_options"])
+    if options is aliases.MISSING:
+        return None, None, None
+    if isinstance(options, str):
+        options = [options] if options else []
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        reasons.append("data_processing_options: must be a list like [\"LDU\"] or []")
+        return None, None, None
+    country = state = None
+    raw_country = aliases.first(raw, fields["data_processing_options_country"])
+    raw_state = aliases.first(raw, fields["data_processing_options_state"])
+    if raw_country is not aliases.MISSING:
+        country = _as_int(raw_country)
+        if country is None:
+            reasons.append("data_processing_options_country: must be an integer")
+    if raw_state is not aliases.MISSING:
+        state = _as_int(raw_state)
+        if state is None:
+            reasons.append("data_processing_options_state: must be an integer")
+    return tuple(options), country, state
+
+
+def event_time_problem(event_time: int, action_source: ActionSource, now: float) -> str | None:
+    """Why Meta would refuse this event_time now, or None when it is inside the window."""
+    max_age = (MAX_AGE_PHYSICAL_STORE_SECONDS if action_source is ActionSource.PHYSICAL_STORE
+               else MAX_AGE_SECONDS)
+    if event_time < now - max_age:
+        return f"event_time: older than {max_age // 86400} days"
+    if event_time > now + FUTURE_TOLERANCE_SECONDS:
+        return "event_time: in the future"
+    return None
+
+
+def match_keys_problem(user_data: UserData) -> str | None:
+    """Why Meta would find these match keys insufficient, or None when they suffice."""
+    present = set(user_data.present_keys())
+    if present & STRONG_KEYS:
+        return None
+    if {"client_ip_address", "client_user_agent"} <= present:
+        return None
+    if {"fn", "ln"} <= present and present & {"ct", "st", "zp", "db"}:
+        return None
+    return "user_data: insufficient customer information (add em, ph, external_id, fbp, fbc, " \
+           "or client_ip_address with client_user_agent)"
+
+
+def to_capi_event(
+    raw: Any,
+    *,
+    now: float,
+    new_id: Callable[[], str],
+    config: MappingConfig = DEFAULT_CONFIG,
+) -> Mapped:
+    """Maps one incoming event. ``now`` is the relay's clock; ``new_id`` makes an event_id."""
+    if not isinstance(raw, Mapping):
+        return Mapped(None, ("event: must be a JSON object",))
+    shape = detect_shape(raw)
+    fields = config.event_fields
+    reasons: list[str] = []
+    dropped: list[str] = []
+
+    name = _text(aliases.first(raw, fields["event_name"]))
+    if name is None:
+        reasons.append("event_name: missing")
+    else:
+        name = config.event_names.get(name, name)
+
+    raw_source = _text(aliases.first(raw, fields["action_source"]))
+    try:
+        action_source = ActionSource(raw_source.lower()) if raw_source else \
+            config.default_action_source
+    except ValueError:
+        reasons.append("action_source: must be one of " + ", ".join(a.value for a in ActionSource))
+        action_source = config.default_action_source
+
+    raw_time = aliases.first(raw, fields["event_time"])
+    if raw_time is aliases.MISSING:
+        event_time = int(now)
+    else:
+        parsed = parse_event_time(raw_time)
+        if parsed is None:
+            reasons.append("event_time: not a timestamp in seconds, milliseconds or ISO-8601")
+            event_time = int(now)
+        else:
+            event_time = parsed
+            problem = event_time_problem(event_time, action_source, now)
+            if problem:
+                reasons.append(problem)
+
+    event_id = _text(aliases.first(raw, fields["event_id"])) or new_id()
+    url = _text(aliases.first(raw, fields["event_source_url"]))
+    referrer = _text(aliases.first(raw, fields["referrer_url"]))
+    user_data = _user_data(raw, config, event_time, url, dropped)
+    custom_data = _custom_data(raw, fields, dropped)
+
+    if action_source is ActionSource.WEBSITE:
+        if not url:
+            reasons.append("event_source_url: required for website events")
+        if not user_data.client_user_agent:
+            reasons.append("client_user_agent: required for website events")
+    if name == "Purchase" and ("currency" not in custom_data or "value" not in custom_data):
+        reasons.append("custom_data: Purchase needs value and currency")
+    problem = match_keys_problem(user_data)
+    if problem:
+        reasons.append(problem)
+
+    dpo, dpo_country, dpo_state = _dpo(raw, fields, reasons)
+    opt_out = aliases.first(raw, fields["opt_out"])
+    client_id = _text(aliases.first(raw, fields["client_id"]))
+    consent = {k: raw[k] for k in CONSENT_FIELDS if k in raw}
+
+    dropped_names = tuple(dict.fromkeys(dropped))
+    if reasons:
+        return Mapped(None, tuple(dict.fromkeys(reasons)), dropped_names, shape, client_id,
+                      consent)
+    event = CapiEvent(
+        event_name=name,
+        event_time=event_time,
+        event_id=event_id,
+        action_source=action_source,
+        user_data=user_data,
+        custom_data=custom_data,
+        event_source_url=url,
+        referrer_url=referrer,
+        opt_out=opt_out if isinstance(opt_out, bool) else None,
+        data_processing_options=dpo,
+        data_processing_options_country=dpo_country,
+        data_processing_options_state=dpo_state,
+    )
+    return Mapped(event, (), dropped_names, shape, client_id, consent)

@@ -1,0 +1,168 @@
+"""The wire model: what the relay sends to Meta's Conversions API, as frozen values."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+
+class ActionSource(str, Enum):
+    """Meta's nine action_source values."""
+
+    EMAIL = "email"
+    WEBSITE = "website"
+    APP = "app"
+    PHONE_CALL = "phone_call"
+    CHAT = "chat"
+    PHYSICAL_STORE = "physical_store"
+    SYSTEM_GENERATED = "system_generated"
+    BUSINESS_MESSAGING = "business_messaging"
+    OTHER = "other"
+
+
+#: user_data keys that Meta wants SHA-256 hashed, in the order the relay writes them.
+HASHED_KEYS: tuple[str, ...] = (
+    "em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id",
+)
+
+#: user_data keys that must never be hashed: Meta matches them as sent.
+NEVER_HASHED_KEYS: tuple[str, ...] = (
+    "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id",
+    "fb_login_id", "lead_id", "anon_id", "madid", "page_id", "page_scoped_user_id",
+    "ctwa_clid", "ig_account_id", "ig_sid",
+)
+
+#: keys whose values identify a person: never logged, never sent unhashed.
+PERSONAL_KEYS: frozenset[str] = frozenset(HASHED_KEYS) - {"external_id", "country"}
+
+
+@dataclass(frozen=True, repr=False)
+class UserData:
+    """Match keys as they go on the wire: hashed keys hold sha256 hex tuples."""
+
+    em: tuple[str, ...] = ()
+    ph: tuple[str, ...] = ()
+    fn: tuple[str, ...] = ()
+    ln: tuple[str, ...] = ()
+    ge: tuple[str, ...] = ()
+    db: tuple[str, ...] = ()
+    ct: tuple[str, ...] = ()
+    st: tuple[str, ...] = ()
+    zp: tuple[str, ...] = ()
+    country: tuple[str, ...] = ()
+    external_id: tuple[str, ...] = ()
+    client_ip_address: str | None = None
+    client_user_agent: str | None = None
+    fbc: str | None = None
+    fbp: str | None = None
+    subscription_id: str | None = None
+    fb_login_id: str | None = None
+    lead_id: str | None = None
+    anon_id: str | None = None
+    madid: str | None = None
+    page_id: str | None = None
+    page_scoped_user_id: str | None = None
+    ctwa_clid: str | None = None
+    ig_account_id: str | None = None
+    ig_sid: str | None = None
+
+    def present_keys(self) -> tuple[str, ...]:
+        """Names of the match keys that carry a value, in wire order."""
+        return tuple(f.name for f in fields(self) if getattr(self, f.name))
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> "UserData":
+        """Rebuild from an already-prepared wire dict (e.g. a Pub/Sub message)."""
+        kwargs: dict[str, Any] = {}
+        for key in HASHED_KEYS:
+            value = data.get(key)
+            if value:
+                kwargs[key] = tuple(value) if isinstance(value, list) else (value,)
+        for key in NEVER_HASHED_KEYS:
+            if data.get(key):
+                kwargs[key] = str(data[key])
+        return cls(**kwargs)
+
+    def __repr__(self) -> str:  # names only: values identify a person
+        return f"UserData(keys={list(self.present_keys())})"
+
+
+@dataclass(frozen=True, repr=False)
+class CapiEvent:
+    """One Conversions API server event, ready to send."""
+
+    event_name: str
+    event_time: int
+    event_id: str
+    action_source: ActionSource
+    user_data: UserData = field(default_factory=UserData)
+    custom_data: dict[str, Any] = field(default_factory=dict)
+    event_source_url: str | None = None
+    referrer_url: str | None = None
+    opt_out: bool | None = None
+    data_processing_options: tuple[str, ...] | None = None
+    data_processing_options_country: int | None = None
+    data_processing_options_state: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event_name": self.event_name,
+            "event_time": self.event_time,
+            "event_id": self.event_id,
+            "action_source": self.action_source.value,
+        }
+        if self.event_source_url:
+            out["event_source_url"] = self.event_source_url
+        if self.referrer_url:
+            out["referrer_url"] = self.referrer_url
+        if self.opt_out is not None:
+            out["opt_out"] = self.opt_out
+        out["user_data"] = self.user_data.to_wire()
+        if self.custom_data:
+            out["custom_data"] = self.custom_data
+        if self.data_processing_options is not None:
+            out["data_processing_options"] = list(self.data_processing_options)
+            if self.data_processing_options_country is not None:
+                out["data_processing_options_country"] = self.data_processing_options_country
+            if self.data_processing_options_state is not None:
+                out["data_processing_options_state"] = self.data_processing_options_state
+        return out
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> "CapiEvent":
+        dpo = data.get("data_processing_options")
+        return cls(
+            event_name=str(data["event_name"]),
+            event_time=int(data["event_time"]),
+            event_id=str(data["event_id"]),
+            action_source=ActionSource(data["action_source"]),
+            user_data=UserData.from_wire(data.get("user_data") or {}),
+            custom_data=dict(data.get("custom_data") or {}),
+            event_source_url=data.get("event_source_url"),
+            referrer_url=data.get("referrer_url"),
+            opt_out=data.get("opt_out"),
+            data_processing_options=tuple(dpo) if dpo is not None else None,
+            data_processing_options_country=data.get("data_processing_options_country"),
+            data_processing_options_state=data.get("data_processing_options_state"),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"CapiEvent(event_name={self.event_name!r}, event_id={self.event_id!r}, "
+            f"event_time={self.event_time}, {self.user_data!r})"
+        )
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic compact JSON: the same event always serializes to the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,44 @@
+"""Shared fixtures: the functions/ dir on the path, and the emulator-backed local stack."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "functions"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+def emulators_available() -> bool:
+    return bool(shutil.which("gcloud") and shutil.which("java"))
+
+
+def require_emulators() -> None:
+    if emulators_available():
+        return
+    if os.environ.get("CAPI_RELAY_REQUIRE_EMULATORS") or os.environ.get("CI"):
+        pytest.fail("the Pub/Sub and Firestore emulators are required here (gcloud + java)")
+    pytest.skip("gcloud emulators not installed")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """One local stack for the integration tests: emulators, functions, Graph stand-in."""
+    require_emulators()
+    from capi_relay.localstack import LocalStack
+
+    log_dir = tmp_path_factory.mktemp("stack-logs")
+    with LocalStack(log_dir=log_dir, standin_options={"seed": 7}) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _reset_bootstrap():
+    yield
+    from capi_relay import bootstrap
+
+    bootstrap.reset()

@@ -1,0 +1,73 @@
+"""In-memory fakes for the ports, used by unit and functional tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping
+
+from capi_relay.errors import PublishFailed
+from capi_relay.graph_errors import GraphOutcome, classify
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_732_450_000.0):
+        self.t = now
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class FakePublisher:
+    def __init__(self, fail: bool = False):
+        self.messages: list[tuple[bytes, dict[str, str]]] = []
+        self.fail = fail
+        self._ids = itertools.count(1)
+
+    def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
+        if self.fail:
+            raise PublishFailed("fake publisher is down")
+        self.messages.append((data, dict(attributes)))
+        return str(next(self._ids))
+
+
+class FakeSecret:
+    def __init__(self, *tokens: str):
+        self.tokens = list(tokens) or ["token-1"]
+        self.reads = 0
+
+    def get(self, *, refresh: bool = False) -> str:
+        if refresh or self.reads == 0:
+            self.reads += 1
+        return self.tokens[min(self.reads - 1, len(self.tokens) - 1)]
+
+
+class ScriptedGraph:
+    """A CapiClient that answers from a script of (status, body) or a function of the batch."""
+
+    def __init__(self, answer=None):
+        self.calls: list[tuple[list[dict[str, Any]], str]] = []
+        self.answer = answer or (lambda events, token: (200, {
+            "events_received": len(events), "fbtrace_id": "Ftrace"}))
+
+    def send(self, events, access_token, *, test_event_code=None) -> GraphOutcome:
+        self.calls.append((list(events), access_token))
+        status, body = self.answer(events, access_token)
+        if status is None:
+            return classify(None, None, transport_error=True)
+        return classify(status, body)
+
+    @property
+    def sent_ids(self) -> list[str]:
+        return [e["event_id"] for events, _ in self.calls for e in events]
+
+
+def graph_error(code: int, subcode: int | None = None, *, status: int = 400,
+                transient: bool = False) -> tuple[int, dict[str, Any]]:
+    error: dict[str, Any] = {"message": "error", "type": "OAuthException", "code": code,
+                             "is_transient": transient, "fbtrace_id": "Ferr"}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return status, {"error": error}

@@ -1,0 +1,152 @@
+"""ProcessService wired with fakes: delivery, bisecting, dead-letter, tokens, idempotency."""
+
+import json
+
+import pytest
+
+from capi_relay.envelope import QueuedEvent, decode, encode
+from capi_relay.errors import TokenProblem, TransientError
+from capi_relay.idempotency import Idempotency, MemoryBackend
+from capi_relay.mapping import to_capi_event
+from capi_relay.service import DeliveryPolicy, ProcessService
+from fakes import FakeClock, FakePublisher, FakeSecret, ScriptedGraph, graph_error
+
+NOW = 1_732_450_000.0
+
+
+def queued(n, *, consent=None, offset=0, age=0):
+    out = []
+    for i in range(offset, offset + n):
+        raw = {"event_name": "page_view", "event_id": f"e{i}", "event_time": NOW - age,
+               "page_location": "https://example.com/", "user_agent": "UA/1",
+               "ip_override": "203.0.113.1", "email": f"user{i}@example.com"}
+        mapped = to_capi_event(raw, now=NOW - age, new_id=lambda: "x")
+        out.append(QueuedEvent(mapped.event, None, consent or {}, ()))
+    return out
+
+
+def build(graph=None, secret=None, **policy):
+    dead = FakePublisher()
+    service = ProcessService(
+        client=graph or ScriptedGraph(), secrets=secret or FakeSecret(),
+        idempotency=Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600),
+        clock=FakeClock(NOW), policy=DeliveryPolicy(pixel_id="px", **policy),
+        dead_letter=dead, sleep=lambda s: None)
+    return service, dead
+
+
+def test_one_message_one_request_and_redelivery_not_resent():
+    service, _ = build()
+    data = encode(queued(250))
+    report = service.process(data)
+    assert report.sent == 250 and service.client.calls and len(service.client.calls) == 1
+    again = service.process(data)
+    assert again.sent == 0 and again.duplicates == 250 and len(service.client.calls) == 1
+
+
+def test_bad_neighbour_bisected_rest_sent_bad_one_dead_lettered():
+    bad = {"e13", "e57"}
+
+    def answer(events, token):
+        if any(e["event_id"] in bad for e in events):
+            return graph_error(100, 2804003)
+        return 200, {"events_received": len(events), "fbtrace_id": "F"}
+
+    service, dead = build(ScriptedGraph(answer))
+    report = service.process(encode(queued(64)))
+    assert report.sent == 62 and report.dead_lettered == 2
+    accepted = [e for events, _ in service.client.calls for e in events
+                if not bad & {x["event_id"] for x in events}]
+    assert sorted(e["event_id"] for e in accepted) == sorted(f"e{i}" for i in range(64)
+                                                              if f"e{i}" not in bad)
+    reasons = {attrs["event_id"]: attrs for _, attrs in dead.messages}
+    assert set(reasons) == bad
+    assert all(a["reason"] == "rejected" and "100/2804003" in a["detail"]
+               for a in reasons.values())
+    assert decode(dead.messages[0][0])[0].event.event_id in bad
+
+
+def test_transient_failure_raises_releases_and_next_delivery_sends_once():
+    answers = iter([graph_error(2, status=500, transient=True)] * 3)
+
+    def answer(events, token):
+        return next(answers, (200, {"events_received": len(events)}))
+
+    service, _ = build(ScriptedGraph(answer))
+    data = encode(queued(3))
+    with pytest.raises(TransientError):
+        service.process(data)
+    report = service.process(data)
+    assert report.sent == 3
+    ok_calls = [c for c in service.client.calls][-1]
+    assert len(ok_calls[0]) == 3
+
+
+def test_expired_token_rereads_secret_once_then_succeeds():
+    def answer(events, token):
+        if token == "old":
+            return graph_error(190, 463)
+        return 200, {"events_received": len(events)}
+
+    secret = FakeSecret("old", "new")
+    service, _ = build(ScriptedGraph(answer), secret)
+    assert service.process(encode(queued(2))).sent == 2
+    assert [t for _, t in service.client.calls] == ["old", "new"]
+
+
+def test_token_still_bad_is_held_not_dropped_and_does_not_burn_attempts(capsys):
+    service, dead = build(ScriptedGraph(lambda e, t: graph_error(190)), max_attempts=2)
+    data = encode(queued(1))
+    for _ in range(5):
+        with pytest.raises(TokenProblem):
+            service.process(data)
+    assert dead.messages == []
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert any(r["severity"] == "ERROR" and "token" in r["message"] for r in logged)
+
+
+def test_retries_exhausted_dead_lettered():
+    service, dead = build(ScriptedGraph(lambda e, t: (503, {})), max_attempts=3)
+    data = encode(queued(1))
+    for _ in range(3):
+        with pytest.raises(TransientError):
+            service.process(data)
+    report = service.process(data)
+    assert report.dead_lettered == 1
+    assert dead.messages[0][1]["reason"] == "retries_exhausted"
+    assert service.process(data).duplicates == 1
+
+
+def test_too_old_never_sent_but_dead_lettered():
+    service, dead = build()
+    old = queued(1, age=8 * 86400)
+    report = service.process(encode(old))
+    assert report.dead_lettered == 1 and service.client.calls == []
+    assert dead.messages[0][1]["reason"] == "too_old"
+
+
+def test_consent_denied_not_sent():
+    service, _ = build()
+    report = service.process(encode(queued(2, consent={"x-ga-gcs": "G100"})))
+    assert report.consent_dropped == 2 and service.client.calls == []
+
+
+def test_strip_user_data_policy_keeps_ip_and_agent_only():
+    service, _ = build(consent_policy="strip_user_data")
+    service.process(encode(queued(1, consent={"x-ga-gcs": "G100"})))
+    sent = service.client.calls[0][0][0]["user_data"]
+    assert set(sent) == {"client_ip_address", "client_user_agent"}
+
+
+def test_undecodable_message_dead_lettered_not_retried():
+    service, dead = build()
+    report = service.process(b"not json")
+    assert report.dead_lettered == 1 and dead.messages[0][1]["reason"] == "undecodable"
+
+
+def test_more_than_1000_events_in_as_few_requests_as_possible():
+    service, _ = build()
+    events = queued(1000) + queued(500, offset=1000)
+    report = service.process(encode(events))
+    assert report.sent == 1500
+    assert [len(c[0]) for c in service.client.calls] == [1000, 500]

@@ -1,0 +1,87 @@
+"""The claim/release state machine, decided purely and applied over the in-memory backend."""
+
+import pytest
+
+from capi_relay.idempotency import (
+    Claim, Idempotency, MemoryBackend, State, decide_claim, event_key,
+)
+
+NOW = 1_000_000.0
+
+
+def decide(record, now=NOW):
+    return decide_claim(record, now=now, lease_seconds=60, ttl_seconds=3600)
+
+
+@pytest.mark.parametrize("record,claim,attempts", [
+    (None, Claim.SEND, 1),
+    ({"state": "sent", "attempts": 1, "expire_at": NOW + 10}, Claim.ALREADY_SENT, 1),
+    ({"state": "failed", "attempts": 3, "expire_at": NOW + 10}, Claim.ALREADY_FAILED, 3),
+    ({"state": "in_progress", "attempts": 1, "lease_until": NOW + 5, "expire_at": NOW + 10},
+     Claim.BUSY, 1),
+    ({"state": "in_progress", "attempts": 1, "lease_until": NOW - 1, "expire_at": NOW + 10},
+     Claim.SEND, 2),
+    ({"state": "released", "attempts": 2, "lease_until": 0, "expire_at": NOW + 10},
+     Claim.SEND, 3),
+    ({"state": "sent", "attempts": 1, "expire_at": NOW - 1}, Claim.SEND, 1),
+])
+def test_decide_claim(record, claim, attempts):
+    decision = decide(record)
+    assert decision.claim is claim and decision.attempts == attempts
+    if claim is Claim.SEND:
+        assert decision.write["state"] == State.IN_PROGRESS
+        assert decision.write["lease_until"] == NOW + 60
+        assert decision.write["expire_at"] == NOW + 3600
+
+
+def test_key_separates_pixel_name_and_id():
+    assert event_key("1", "Purchase", "a") != event_key("2", "Purchase", "a")
+    assert event_key("1", "Purchase", "a") != event_key("1", "Lead", "a")
+    assert event_key("1", "Purchase", "a") == event_key("1", "Purchase", "a")
+
+
+def test_claim_sent_then_redelivery_is_acknowledged():
+    store = Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600)
+    first = store.claim("k", NOW)
+    assert first.claim is Claim.SEND
+    assert store.claim("k", NOW + 1).claim is Claim.BUSY
+    store.mark_sent("k", NOW + 2, first.attempts)
+    assert store.claim("k", NOW + 3).claim is Claim.ALREADY_SENT
+
+
+def test_release_lets_the_next_delivery_claim_with_attempts_counted():
+    store = Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600)
+    first = store.claim("k", NOW)
+    store.release("k", NOW + 1, first.attempts)
+    again = store.claim("k", NOW + 2)
+    assert again.claim is Claim.SEND and again.attempts == 2
+
+
+def test_crashed_holder_lease_expires():
+    store = Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600)
+    store.claim("k", NOW)
+    assert store.claim("k", NOW + 59).claim is Claim.BUSY
+    assert store.claim("k", NOW + 61).claim is Claim.SEND
+
+
+def test_lost_race_on_create_is_busy_not_double_claimed():
+    backend = MemoryBackend()
+
+    class Racing(MemoryBackend):
+        def get(self, key):
+            return None  # both instances read "absent"
+
+        def create(self, key, record):
+            return backend.create(key, record)
+
+    store = Idempotency(Racing(), lease_seconds=60, ttl_seconds=3600)
+    assert store.claim("k", NOW).claim is Claim.SEND
+    assert store.claim("k", NOW).claim is Claim.BUSY
+
+
+def test_expired_record_treated_as_absent_even_before_ttl_deletion():
+    store = Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=100)
+    first = store.claim("k", NOW)
+    store.mark_sent("k", NOW, first.attempts)
+    assert store.claim("k", NOW + 50).claim is Claim.ALREADY_SENT
+    assert store.claim("k", NOW + 101).claim is Claim.SEND
