@@ -1,9 +1,9 @@
-"""Classify Graph API answers into what the relay does next; pure (no I/O), so tests use plain dicts.
+"""Classify Graph API answers into what the relay does next; pure (no I/O): tests use plain dicts.
 
-Decide by Meta's ``code`` / ``error_subcode`` / ``is_transient``, never by HTTP status, because Graph
-returns the same status (usually 400) for very different causes: a transient ``code 2`` and a
-permanent ``code 100`` both come back as 400. The HTTP status only decides when the body carries no
-``error`` object (a load balancer's 502, a timeout, an empty 200).
+Decide by Meta's ``code`` / ``error_subcode`` / ``is_transient``, never by HTTP status, because
+Graph returns the same status (usually 400) for very different causes: a transient ``code 2`` and
+a permanent ``code 100`` both come back as 400. The HTTP status only decides when the body carries
+no ``error`` object (a load balancer's 502, a timeout, an empty 200).
 
 Sources for each rule are cited row by row in ``tests/conformance/graph_errors.json``.
 """
@@ -41,7 +41,7 @@ class Verdict(str, Enum):
 
 #: Graph codes Meta documents as "temporary issue due to downtime, wait and retry".
 TRANSIENT_CODES: frozenset[int] = frozenset({1, 2, 21009})
-#: Rate-limit codes: app (4), user (17), page (32), ad account (613), app limit (341), BUC 80000-80014.
+#: Rate limits: app (4), user (17), page (32), ad account (613), app (341), BUC 80000-80014.
 THROTTLING_CODES: frozenset[int] = frozenset({4, 17, 32, 341, 613}) | frozenset(range(80000, 80015))
 #: "Temporarily blocked for policies violations": retrying soon only extends the block.
 RETRY_MUCH_LATER_CODES: frozenset[int] = frozenset({368})
@@ -305,7 +305,7 @@ class BackoffPolicy:
     cap: float    # never wait longer than this, unless the server asks to
 
 
-#: Throttling: Meta blocks a throttled caller for about a minute (Marketing API) up to minutes (BUC).
+#: Throttling: Meta blocks a throttled caller for a minute (Marketing API) up to minutes (BUC).
 #: Code 368 is a policy block: hours, not seconds. Token problems wait for an operator.
 BACKOFF: Mapping[Verdict, BackoffPolicy] = {
     Verdict.TRANSIENT: BackoffPolicy(base=1.0, cap=60.0),

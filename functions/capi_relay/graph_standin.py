@@ -62,7 +62,7 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Parameter Builder output: the hash followed by "." and a 2- or 8-character base64url appendix.
 _PARAM_BUILDER_HASH = re.compile(r"[0-9a-f]{64}\.(?:[A-Za-z0-9_-]{2}|[A-Za-z0-9_-]{8})")
 _ANY_SHA256 = re.compile(r"[0-9A-Fa-f]{64}(?:\.[A-Za-z0-9_-]{2,8})?")
-# fb.<subdomain_index>.<creation_time ms>.<fbclid>, optionally followed by a Parameter Builder appendix.
+# fb.<subdomain_index>.<creation_time ms>.<fbclid>, optionally with a Parameter Builder appendix.
 _FBC = re.compile(r"fb\.\d+\.\d+\.[^.\s]+(?:\.(?:[A-Za-z0-9_-]{2}|[A-Za-z0-9_-]{8}))?")
 _EVENTS_PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/events/?$")
 
@@ -97,7 +97,9 @@ class Rejection:
     is_transient: bool = False
 
     def body(self, fbtrace_id: str) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message, "type": self.error_type, "code": self.code}
+        error: dict[str, Any] = {
+            "message": self.message, "type": self.error_type, "code": self.code,
+        }
         if self.subcode is not None:
             error["error_subcode"] = int(self.subcode)
         error["is_transient"] = self.is_transient
@@ -244,7 +246,8 @@ def _check_user_data(user_data: dict[str, Any], index: int) -> Rejection | None:
     fbc = user_data.get("fbc")
     if fbc and not _FBC.fullmatch(fbc):
         return _invalid(Subcode.INVALID_FBC, index, "Invalid fbc",
-                        "user_data.fbc must look like fb.<subdomain_index>.<creation_time>.<fbclid>")
+                        "user_data.fbc must look like "
+                        "fb.<subdomain_index>.<creation_time>.<fbclid>")
     ip = user_data.get("client_ip_address")
     if ip:
         try:
@@ -283,7 +286,8 @@ class Faults:
         n = self.expired_token_first_n
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError("expired_token_first_n must be an integer >= 0")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError("seed must be an integer or null")
 
 
@@ -314,6 +318,7 @@ class GraphStandin:
         self._accepted: list[dict[str, Any]] = []
         self._request_lines: list[str] = []
         self._requests = 0
+        self._connections = 0
         self._faults = Faults(error_rate_5xx, throttle_rate, expired_token_first_n, seed)
         self._rng = random.Random(seed)
         self._expired_left = expired_token_first_n
@@ -378,6 +383,12 @@ class GraphStandin:
     def requests(self) -> int:
         with self._lock:
             return self._requests
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far (keep-alive clients reuse one)."""
+        with self._lock:
+            return self._connections
 
     @property
     def request_lines(self) -> list[str]:
@@ -550,6 +561,11 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 30
 
+    def setup(self) -> None:
+        super().setup()
+        with self.standin._lock:
+            self.standin._connections += 1
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.standin._handle(self, "GET")
 
@@ -641,8 +657,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    print(json.dumps({"severity": "INFO", "message": "graph-standin listening", "url": standin.url}),
-          file=sys.stderr, flush=True)
+    ready = {"severity": "INFO", "message": "graph-standin listening", "url": standin.url}
+    print(json.dumps(ready), file=sys.stderr, flush=True)
     try:
         standin.serve_forever()
     except KeyboardInterrupt:
