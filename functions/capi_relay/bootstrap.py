@@ -14,7 +14,7 @@ from .idempotency import Idempotency
 from .mapping import MappingConfig
 from .service import DeliveryPolicy, IngestService, ProcessService
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # builders call each other
 _built: dict[str, Any] = {}
 
 

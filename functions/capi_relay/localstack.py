@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +42,12 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process for {url} exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status < 500:
-                    return
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:  # it answers; a 4xx is its answer to a bare GET
+                return
+            time.sleep(0.2)
         except OSError:
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
@@ -136,8 +140,10 @@ class LocalStack:
         if self.graph_url is None:
             from .graph_standin import GraphStandin
 
+            self._standin_log = open(self.log_dir / "graph-standin.log", "a") \
+                if self.log_dir else open(os.devnull, "w")
             self.standin = GraphStandin("127.0.0.1", 0, expected_token=self.access_token,
-                                        **self.standin_options)
+                                        log=self._standin_log, **self.standin_options)
             self.standin.start()
             self.graph_url = self.standin.url
         self.ingest_port = self.ingest_port or free_port()
@@ -217,3 +223,4 @@ class LocalStack:
         if self.standin is not None:
             self.standin.stop()
             self.standin = None
+            self._standin_log.close()
