@@ -1,15 +1,15 @@
 """Normalization and SHA-256 hashing of CAPI user_data identifiers: what goes on the wire per key.
 
-Rules follow Meta's "Customer Information Parameters" page
-(https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters),
-checked against Meta's Python Business SDK (facebook_business/adobjects/serverside/normalize.py)
-and Meta's Parameter Builder library (github.com/facebook/capi-param-builder). Where those
-disagree, each rule's docstring says which one we follow and why; we are usually stricter:
-a value that cannot match is dropped (``None``) rather than hashed.
+Rules follow Meta's "Customer Information Parameters" page (URL below), checked against Meta's
+Python Business SDK (facebook_business/adobjects/serverside/normalize.py) and Meta's Parameter
+Builder library (github.com/facebook/capi-param-builder). Where those disagree, each rule's
+docstring says which one we follow and why; we are usually stricter: a value that cannot match
+is dropped (``None``) rather than hashed.
+https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters
 
-Every function applies Unicode NFC, trims, and lowercases first. Pure code: no I/O. The two
-heavy libraries (phonenumbers, pycountry) are imported lazily inside the functions that need
-them, so importing this module stays cheap on a cold start.
+Every rule applies Unicode NFC and trims first; all but external_id also lowercase. Pure code,
+no I/O. The two heavy libraries (phonenumbers, pycountry) are imported lazily inside the
+functions that need them, so importing this module stays cheap on a cold start.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _strip_categories(text: str, drop: tuple[str, ...]) -> str:
 
 
 def _compact_key(text: str) -> str:
-    """Lookup key for name tables: lowercase, accents removed, letters only ("Québec" -> "quebec")."""
+    """Lookup key for name tables: lowercase, no accents, letters only ("Québec" -> "quebec")."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if ch.isalpha() and not unicodedata.combining(ch))
 
@@ -140,9 +140,10 @@ def _normalize_phone(value: object, country: str | None) -> str | None:
       1. "00" prefix is read as "+" (international call prefix).
       2. A value starting with "+" is parsed as international.
       3. Otherwise, with ``country`` (alpha-2), it is parsed as a national number of that
-         country (so a trunk "0" is dropped and the calling code added); it is then also tried
-         as international by prefixing "+" (leading zeros removed first), in case the digits
-         already carry a calling code. Without ``country`` only the "+" attempt is made.
+         country (so a trunk "0" is dropped and the calling code added), and also as
+         international by prefixing "+" (leading zeros removed first), in case the digits
+         already carry a calling code. The national reading goes first unless the digits start
+         with that country's own calling code. Without ``country`` only the "+" reading is tried.
       4. The first attempt phonenumbers calls *valid* wins; failing that, the first one it
          calls *possible* (right length for the country); failing that, None.
     The output is the E.164 form minus "+": e.g. "(650)555-1212" with country "us" ->
@@ -151,7 +152,7 @@ def _normalize_phone(value: object, country: str | None) -> str | None:
     text = _as_text(value)
     if not text:
         return None
-    import phonenumbers  # lazy: ~30 ms and several MB of metadata on a cold start
+    import phonenumbers  # lazy: its import costs ~25-35 ms on a cold start
 
     if text.startswith("00"):
         text = "+" + text[2:]
@@ -160,25 +161,34 @@ def _normalize_phone(value: object, country: str | None) -> str | None:
         attempts.append((text, None))
     else:
         code = _alpha2(country)
-        if code:
-            attempts.append((text, code.upper()))
         digits_first = text.lstrip("0 ")
         if digits_first:
             attempts.append(("+" + digits_first, None))
-    possible = None
+        if code:
+            national = (text, code.upper())
+            calling_code = str(phonenumbers.country_code_for_region(code.upper()))
+            digits = "".join(ch for ch in text if ch.isdigit())
+            # Digits that already begin with the country's own calling code (no trunk "0") are
+            # read as international first: for variable-length plans such as Germany's,
+            # "4930123456" is otherwise also a valid national number (+49 4930123456).
+            if text[0] != "0" and digits.startswith(calling_code):
+                attempts.append(national)
+            else:
+                attempts.insert(0, national)
+    chosen = None
     for raw, region in attempts:
         try:
             number = phonenumbers.parse(raw, region)
         except phonenumbers.NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):
-            possible = number
+            chosen = number
             break
-        if possible is None and phonenumbers.is_possible_number(number):
-            possible = number
-    if possible is None:
+        if chosen is None and phonenumbers.is_possible_number(number):
+            chosen = number
+    if chosen is None:
         return None
-    e164 = phonenumbers.format_number(possible, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(chosen, phonenumbers.PhoneNumberFormat.E164)
     return e164.lstrip("+") or None
 
 
@@ -218,7 +228,8 @@ def _normalize_state(value: object, country: str | None) -> str | None:
     the U.S. in lowercase with no punctuation, no special characters, and no white space."
     - Full US/Canadian names (English; French for Canada) map to their code:
       "California" -> "ca", "new york" -> "ny", "Québec" -> "qc"; "N.Y." -> "ny".
-    - With country "us" or "ca", anything that is not such a name or code is dropped.
+    - With country "us" or "ca", anything that is not a name or code of that country is
+      dropped ("Ontario" with country "us" is dropped).
     - Otherwise (another or unknown country) the value is lowercased with punctuation, symbols
       and whitespace removed ("Île-de-France" -> "îledefrance"). Meta's Parameter Builder
       truncates every state to two letters; we do not (it would invent codes outside the US).
@@ -231,14 +242,18 @@ def _normalize_state(value: object, country: str | None) -> str | None:
     if not compact:
         return None
     key = _compact_key(compact)
-    if code in (None, "us", "ca"):
-        if key in STATE_NAMES:
-            return STATE_NAMES[key]
-        if len(compact) == 2 and compact in STATE_CODES:
+    if code in STATE_NAMES:
+        countries: tuple[str, ...] = (code,)
+    elif code is None:
+        countries = tuple(STATE_NAMES)
+    else:
+        return compact
+    for candidate in countries:
+        if key in STATE_NAMES[candidate]:
+            return STATE_NAMES[candidate][key]
+        if compact in STATE_CODES[candidate]:
             return compact
-        if code is not None:
-            return None
-    return compact
+    return None if code else compact
 
 
 _ZIP_RE = re.compile(r"(\d{5})(?:-?\d{4})?")
@@ -371,13 +386,13 @@ def _country_from_text(text: str) -> str | None:
     if len(code) == 2 and code in ISO_ALPHA2:
         return code
     key = _compact_key(text)
-    if not key:
+    if not key or any(ch.isdigit() for ch in text):
         return None
     if len(key) == 2 and key in ISO_ALPHA2:  # "U.S." -> "us"
         return key
     if key in COUNTRY_ALIASES:
         return COUNTRY_ALIASES[key]
-    import pycountry  # lazy: its JSON database is only read when a name or alpha-3 is seen
+    import pycountry  # lazy: ~55-80 ms to import; only names and alpha-3 codes need it
 
     try:
         if len(key) == 3:
@@ -438,6 +453,9 @@ def normalize_ip(value: object) -> str | None:
     return str(address)
 
 
+_HASHED = frozenset(HASHED_KEYS)
+_NEVER_HASHED = frozenset(NEVER_HASHED_KEYS)
+
 _RULES: dict[str, Callable[[object, str | None], str | None]] = {
     "em": lambda value, country: _normalize_email(value),
     "ph": _normalize_phone,
@@ -460,13 +478,9 @@ def normalize(key: str, value: object, *, country: str | None = None) -> str | N
     lets "ph" add a missing calling code and selects the US/other rules of "st" and "zp".
     Raises KeyError for a key that is not hashed.
     """
-    rule = _RULES.get(key)
-    if rule is None:
+    if key not in _HASHED:
         raise KeyError(key)
-    return rule(value, country)
-
-
-_NEVER_HASHED = frozenset(NEVER_HASHED_KEYS)
+    return _RULES[key](value, country)
 
 
 def prepare(key: str, value: object, *, country: str | None = None) -> str | None:
@@ -479,7 +493,7 @@ def prepare(key: str, value: object, *, country: str | None = None) -> str | Non
       ...): the trimmed text, never hashed.
     - Any other key: KeyError.
     """
-    if key in _RULES:
+    if key in _HASHED:
         text = _as_text(value)
         if text is not None:
             if is_sha256(text):

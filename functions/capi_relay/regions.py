@@ -97,8 +97,12 @@ CA_PROVINCES: dict[str, str] = {
     "nunavut": "nu", "yukon": "yt",
 }
 
-#: Names of US and Canadian subdivisions -> code (the two code sets do not overlap).
-STATE_NAMES: dict[str, str] = {**US_STATES, **CA_PROVINCES}
+#: Subdivision names -> code, per country whose codes Meta asks for (the code sets do not overlap).
+STATE_NAMES: dict[str, dict[str, str]] = {"us": US_STATES, "ca": CA_PROVINCES}
 
-#: Every two-letter code STATE_NAMES can produce, plus US military mail codes.
-STATE_CODES: frozenset[str] = frozenset(STATE_NAMES.values()) | {"aa", "ae", "ap", "um"}
+#: Valid two-letter codes per country: the named ones plus US military mail codes and the
+#: US Minor Outlying Islands.
+STATE_CODES: dict[str, frozenset[str]] = {
+    "us": frozenset(US_STATES.values()) | {"aa", "ae", "ap", "um"},
+    "ca": frozenset(CA_PROVINCES.values()),
+}
