@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     hash_.add_argument("field", help="user_data key, e.g. em, ph, fn, client_ip_address")
     hash_.add_argument("values", nargs="+")
     hash_.set_defaults(run=cmd_hash)
+
+    from .replay import register as register_replay
+
+    register_replay(sub)
     return parser
 
 

@@ -266,6 +266,16 @@ def _check_user_data(user_data: dict[str, Any], index: int) -> Rejection | None:
     return None
 
 
+def check_marker(data: list[Any], marker: str) -> Rejection | None:
+    """The reject_marker fault: events carrying custom_data[marker] are invalid."""
+    for index, event in enumerate(data):
+        custom = event.get("custom_data") if isinstance(event, dict) else None
+        if isinstance(custom, dict) and marker in custom:
+            return _invalid(Subcode.INVALID_PARAMETER, index, "Invalid parameter",
+                            f"custom_data.{marker} is not accepted")
+    return None
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -276,6 +286,10 @@ class Faults:
     throttle_rate: float = 0.0
     expired_token_first_n: int = 0
     seed: int | None = None
+    #: an event whose custom_data has this key is invalid (Meta rejects its whole batch)
+    reject_marker: str | None = None
+    #: seconds to wait before answering an /events request (a slow Meta; crash tests)
+    delay_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("error_rate_5xx", "throttle_rate"):
@@ -316,6 +330,8 @@ class GraphStandin:
         self._log = log
         self._lock = threading.Lock()
         self._accepted: list[dict[str, Any]] = []
+        self._seen: set[tuple[Any, Any]] = set()
+        self._duplicates = 0
         self._request_lines: list[str] = []
         self._requests = 0
         self._connections = 0
@@ -401,10 +417,18 @@ class GraphStandin:
         with self._lock:
             return self._faults
 
+    @property
+    def duplicates(self) -> int:
+        """Accepted events Meta would have dropped as duplicates (same event_name, event_id)."""
+        with self._lock:
+            return self._duplicates
+
     def clear(self) -> int:
         with self._lock:
             cleared = len(self._accepted)
             self._accepted.clear()
+            self._seen.clear()
+            self._duplicates = 0
             return cleared
 
     def set_faults(self, **changes: Any) -> Faults:
@@ -481,6 +505,8 @@ class GraphStandin:
 
     def _post_events(self, raw: bytes, content_type: str,
                      query: dict[str, list[str]]) -> tuple[int, Any, dict[str, Any]]:
+        if self.faults.delay_seconds:
+            time.sleep(self.faults.delay_seconds)
         fault = self._decide_fault()
         if fault is not None:
             rejection, name = fault
@@ -505,6 +531,8 @@ class GraphStandin:
         rejection = check_token(token if isinstance(token, str) else None, self.expected_token)
         if rejection is None:
             rejection = check_batch(data, now=self.clock(), future_tolerance=self.future_tolerance)
+        if rejection is None and self.faults.reject_marker:
+            rejection = check_marker(data, self.faults.reject_marker)
         if rejection is not None:
             return rejection.http_status, rejection.body(_fbtrace_id()), {
                 "code": rejection.code, "subcode": rejection.subcode, "events": count}
@@ -516,6 +544,11 @@ class GraphStandin:
                 record["test_event_code"] = str(test_event_code)
         with self._lock:
             self._accepted.extend(records)
+            for record in records:  # Meta deduplicates on (event_name, event_id)
+                key = (record.get("event_name"), record.get("event_id"))
+                if key in self._seen:
+                    self._duplicates += 1
+                self._seen.add(key)
         body = {"events_received": len(records), "messages": [], "fbtrace_id": _fbtrace_id()}
         return 200, body, {"events": len(records)}
 

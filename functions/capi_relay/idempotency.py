@@ -53,8 +53,12 @@ def event_key(pixel_id: str, event_name: str, event_id: str) -> str:
 
 
 def decide_claim(record: dict[str, Any] | None, *, now: float, lease_seconds: float,
-                 ttl_seconds: float) -> Decision:
-    """Pure: given the stored record (or None), whether and how to claim the event."""
+                 ttl_seconds: float, replay: bool = False) -> Decision:
+    """Pure: given the stored record (or None), whether and how to claim the event.
+
+    ``replay`` is an operator's republish from the dead-letter topic: a failed event may be
+    claimed again, with its attempts counted afresh.
+    """
     if record is not None and record.get("expire_at", float("inf")) <= now:
         record = None
     if record is None:
@@ -63,6 +67,8 @@ def decide_claim(record: dict[str, Any] | None, *, now: float, lease_seconds: fl
     attempts = int(record.get("attempts", 0))
     if state == State.SENT:
         return Decision(Claim.ALREADY_SENT, attempts=attempts)
+    if state == State.FAILED and replay:
+        return Decision(Claim.SEND, _in_progress(1, now, lease_seconds, ttl_seconds), 1)
     if state == State.FAILED:
         return Decision(Claim.ALREADY_FAILED, attempts=attempts)
     if state == State.IN_PROGRESS and record.get("lease_until", 0) > now:
@@ -85,12 +91,12 @@ class Idempotency:
         self.lease_seconds = lease_seconds
         self.ttl_seconds = ttl_seconds
 
-    def claim(self, key: str, now: float) -> Decision:
+    def claim(self, key: str, now: float, *, replay: bool = False) -> Decision:
         for _ in range(3):  # lost races re-read; a third loss means someone else is busy
             found = self.backend.get(key)
             record, version = found if found else (None, None)
             decision = decide_claim(record, now=now, lease_seconds=self.lease_seconds,
-                                    ttl_seconds=self.ttl_seconds)
+                                    ttl_seconds=self.ttl_seconds, replay=replay)
             if decision.claim is not Claim.SEND:
                 return decision
             ok = (self.backend.create(key, decision.write) if found is None

@@ -144,7 +144,8 @@ class ProcessService:
         now = self.clock.now()
         items = [self._prepare(q, now, report) for q in queued]
         items = [i for i in items if i is not None]
-        to_send = self._claim_all(items, now, report)
+        replay = (attributes or {}).get("replay") == "1"
+        to_send = self._claim_all(items, now, report, replay=replay)
         for start in range(0, len(to_send), MAX_EVENTS_PER_REQUEST):
             self._deliver(to_send[start:start + MAX_EVENTS_PER_REQUEST], report)
         self._settle(items, report)
@@ -178,10 +179,11 @@ class ProcessService:
             item.outcome, item.reason = "dead", "too_old"
         return item
 
-    def _claim_all(self, items: list[_Item], now: float, report: ProcessReport) -> list[_Item]:
+    def _claim_all(self, items: list[_Item], now: float, report: ProcessReport, *,
+                   replay: bool = False) -> list[_Item]:
         to_send = []
         for item in items:
-            decision = self.idempotency.claim(item.key, now)
+            decision = self.idempotency.claim(item.key, now, replay=replay)
             item.attempts = decision.attempts
             if decision.claim in (Claim.ALREADY_SENT, Claim.ALREADY_FAILED):
                 item.outcome = "skipped"

@@ -305,7 +305,26 @@ def test_faults_endpoint_validates_and_reports(standin):
     reply = requests.post(url, json={"throttle_rate": 0.5, "seed": 3}, timeout=5)
     assert reply.status_code == 200
     assert requests.get(url, timeout=5).json() == {
-        "error_rate_5xx": 0.0, "throttle_rate": 0.5, "expired_token_first_n": 0, "seed": 3}
+        "error_rate_5xx": 0.0, "throttle_rate": 0.5, "expired_token_first_n": 0, "seed": 3,
+        "reject_marker": None, "delay_seconds": 0.0}
+
+
+def test_reject_marker_rejects_the_whole_batch_naming_the_index(standin):
+    standin.set_faults(reject_marker="x_invalid")
+    events = [website_event(), website_event(custom_data={"x_invalid": True})]
+    response = post(standin, events)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == 100 and 2804000 <= error["error_subcode"] <= 2804999
+    assert "index 1" in error["error_user_msg"]
+    assert standin.accepted == []
+
+
+def test_duplicates_counted_as_meta_would_deduplicate(standin):
+    first = website_event(event_id="same")
+    assert post(standin, [first]).status_code == 200
+    assert post(standin, [first, website_event(event_id="other")]).status_code == 200
+    assert len(standin.accepted) == 3 and standin.duplicates == 1
 
 
 def test_reseeding_replays_the_sequence(standin):

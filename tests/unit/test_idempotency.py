@@ -85,3 +85,13 @@ def test_expired_record_treated_as_absent_even_before_ttl_deletion():
     store.mark_sent("k", NOW, first.attempts)
     assert store.claim("k", NOW + 50).claim is Claim.ALREADY_SENT
     assert store.claim("k", NOW + 101).claim is Claim.SEND
+
+
+def test_replay_reclaims_a_failed_event_with_fresh_attempts():
+    failed = {"state": "failed", "attempts": 8, "expire_at": NOW + 10}
+    assert decide(failed).claim is Claim.ALREADY_FAILED
+    decision = decide_claim(failed, now=NOW, lease_seconds=60, ttl_seconds=3600, replay=True)
+    assert decision.claim is Claim.SEND and decision.attempts == 1
+    sent = {"state": "sent", "attempts": 1, "expire_at": NOW + 10}
+    assert decide_claim(sent, now=NOW, lease_seconds=60, ttl_seconds=3600,
+                        replay=True).claim is Claim.ALREADY_SENT
