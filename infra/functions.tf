@@ -1,0 +1,139 @@
+# The two gen2 functions, ingest (public HTTP) and process (internal, fed by our push subscription),
+# both built from one source archive whose object name carries its hash.
+
+locals {
+  functions_dir = "${path.module}/../functions"
+
+  # Settings both functions read. Empty values are dropped so the code's own defaults apply.
+  common_env = {
+    GOOGLE_CLOUD_PROJECT   = var.project_id # newer runtimes no longer set it
+    PUBSUB_TOPIC           = google_pubsub_topic.events.name
+    DEAD_LETTER_TOPIC      = google_pubsub_topic.dead_letter.name
+    META_PIXEL_ID          = var.meta_pixel_id
+    META_API_VERSION       = var.meta_api_version
+    META_GRAPH_URL         = var.meta_graph_url
+    META_TEST_EVENT_CODE   = var.meta_test_event_code
+    ALLOWED_ORIGINS        = join(",", var.allowed_origins)
+    DEFAULT_COUNTRY        = var.default_country
+    IDEMPOTENCY_COLLECTION = var.idempotency_collection
+    PROFILES_COLLECTION    = var.profiles_collection
+  }
+
+  ingest_env = { for k, v in local.common_env : k => v if v != "" }
+
+  processor_env = { for k, v in merge(local.common_env, {
+    # A version resource name; "latest" lets a rotated token take effect without a redeploy.
+    META_TOKEN_SECRET = "${google_secret_manager_secret.meta_token.id}/versions/latest"
+    # The processor dead-letters an event itself, with its reason, after this many attempts;
+    # it stays below the subscription's dead-letter policy so that Pub/Sub's own forwarding
+    # (which carries no reason) is only the last resort.
+    MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts - 2)
+  }) : k => v if v != "" }
+}
+
+data "archive_file" "functions" {
+  type        = "zip"
+  source_dir  = local.functions_dir
+  output_path = "${path.module}/.build/functions-source.zip"
+  # The provider zeroes timestamps; fixing the mode too makes the hash depend on content only,
+  # whatever the checkout's umask.
+  output_file_mode = "0644"
+
+  # Caches and local artefacts would change the hash without changing the code.
+  excludes = [
+    "**/__pycache__/**",
+    "**/*.pyc",
+    "**/.pytest_cache/**",
+    "**/.ruff_cache/**",
+    "**/*.egg-info/**",
+    ".env",
+  ]
+}
+
+resource "google_storage_bucket_object" "functions_source" {
+  # Named after the content hash: a code change is a new object, so both functions redeploy.
+  name         = "source-${data.archive_file.functions.output_md5}.zip"
+  bucket       = google_storage_bucket.source.name
+  source       = data.archive_file.functions.output_path
+  content_type = "application/zip"
+}
+
+resource "google_cloudfunctions2_function" "ingest" {
+  # checkov:skip=CKV_GCP_124:Ingest is the public collection endpoint browsers post to; ingress is a variable, ALLOW_INTERNAL_AND_GCLB once the first-party load balancer is on.
+  name        = "${var.name_prefix}-ingest"
+  location    = var.region
+  project     = var.project_id
+  description = "Receives marketing events over HTTP and publishes them to ${google_pubsub_topic.events.name}."
+
+  build_config {
+    runtime         = var.python_runtime
+    entry_point     = "ingest"
+    service_account = google_service_account.build.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.functions_source.name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = google_service_account.ingest.email
+    ingress_settings                 = var.ingest_ingress_settings
+    all_traffic_on_latest_revision   = true
+    available_memory                 = var.ingest_memory
+    available_cpu                    = "1" # required for concurrency > 1
+    max_instance_request_concurrency = var.ingest_max_instance_request_concurrency
+    min_instance_count               = var.ingest_min_instances
+    max_instance_count               = var.ingest_max_instances
+    timeout_seconds                  = 30
+    environment_variables            = local.ingest_env
+  }
+
+  depends_on = [
+    google_project_service.enabled,
+    google_project_iam_member.build,
+  ]
+}
+
+resource "google_cloudfunctions2_function" "process" {
+  name        = "${var.name_prefix}-process"
+  location    = var.region
+  project     = var.project_id
+  description = "Enriches events pushed by the ${local.push_subscription_name} subscription and sends them to Meta's Conversions API."
+
+  build_config {
+    runtime         = var.python_runtime
+    entry_point     = "process"
+    service_account = google_service_account.build.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.functions_source.name
+      }
+    }
+  }
+
+  # No event_trigger: delivery is our own push subscription (pubsub.tf), whose retry and
+  # dead-letter settings we control. functions-framework turns the push envelope into a
+  # CloudEvent for the `process` entry point.
+  service_config {
+    service_account_email            = google_service_account.processor.email
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    available_memory                 = var.processor_memory
+    available_cpu                    = "1"
+    max_instance_request_concurrency = var.processor_max_instance_request_concurrency
+    min_instance_count               = var.processor_min_instances
+    max_instance_count               = var.processor_max_instances
+    timeout_seconds                  = var.processor_timeout_seconds
+    environment_variables            = local.processor_env
+  }
+
+  depends_on = [
+    google_project_service.enabled,
+    google_project_iam_member.build,
+  ]
+}

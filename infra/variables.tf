@@ -1,0 +1,319 @@
+# Inputs of the capi-relay stack; every one is typed, described and, where it can be, validated.
+
+# --- project ---------------------------------------------------------------------------------
+
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project ID that hosts the relay."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6-30 lowercase letters, digits, hyphens)."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "Region for the functions, the source bucket and the load balancer's serverless NEG, e.g. europe-west1."
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must look like europe-west1 or us-central1."
+  }
+}
+
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of every resource name (topics, subscriptions, functions, service accounts)."
+  default     = "capi-relay"
+
+  validation {
+    # Service account IDs are 6-30 chars; the longest suffix used is "-processor" (10 chars).
+    condition     = can(regex("^[a-z][a-z0-9-]{2,18}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 4-20 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Extra labels put on every resource that takes labels."
+  default     = {}
+}
+
+# --- Meta Conversions API ----------------------------------------------------------------------
+
+variable "meta_pixel_id" {
+  type        = string
+  description = "Meta pixel (dataset) ID the events are sent to."
+
+  validation {
+    condition     = can(regex("^[0-9]{5,20}$", var.meta_pixel_id))
+    error_message = "meta_pixel_id must be the numeric pixel ID."
+  }
+}
+
+variable "meta_api_version" {
+  type        = string
+  description = "Graph API version, e.g. v26.0. Empty keeps the version the code is tested against."
+  default     = ""
+
+  validation {
+    condition     = var.meta_api_version == "" || can(regex("^v[0-9]+\\.[0-9]+$", var.meta_api_version))
+    error_message = "meta_api_version must be empty or look like v26.0."
+  }
+}
+
+variable "meta_graph_url" {
+  type        = string
+  description = "Base URL of the Graph API. Empty means https://graph.facebook.com."
+  default     = ""
+
+  validation {
+    condition     = var.meta_graph_url == "" || can(regex("^https://", var.meta_graph_url))
+    error_message = "meta_graph_url must be empty or an https:// URL."
+  }
+}
+
+variable "meta_test_event_code" {
+  type        = string
+  description = "Test event code from Events Manager; when set, events show under Test Events only. Leave empty in production."
+  default     = ""
+}
+
+variable "meta_token_secret_id" {
+  type        = string
+  description = "Secret Manager secret ID that holds the Conversions API access token (the value is added out of band)."
+  default     = "capi-relay-meta-token"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.meta_token_secret_id))
+    error_message = "meta_token_secret_id may hold letters, digits, underscores and hyphens only."
+  }
+}
+
+# --- relay behaviour -------------------------------------------------------------------------
+
+variable "allowed_origins" {
+  type        = list(string)
+  description = "Origins allowed to POST to the ingest endpoint from browsers (CORS), e.g. [\"https://shop.example.com\"]."
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.allowed_origins : can(regex("^https?://[^/,]+$", o))])
+    error_message = "Each allowed origin must be scheme://host[:port] with no path or comma."
+  }
+}
+
+variable "default_country" {
+  type        = string
+  description = "ISO 3166-1 alpha-2 country used to normalise phone numbers without a country code. Empty for none."
+  default     = ""
+
+  validation {
+    condition     = var.default_country == "" || can(regex("^[A-Z]{2}$", var.default_country))
+    error_message = "default_country must be empty or two uppercase letters, e.g. DE."
+  }
+}
+
+variable "idempotency_collection" {
+  type        = string
+  description = "Firestore collection of idempotency records; its expire_at field gets a TTL policy."
+  default     = "capi_relay_idempotency"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.idempotency_collection))
+    error_message = "idempotency_collection must be a top-level collection ID (letters, digits, _ and -)."
+  }
+}
+
+variable "profiles_collection" {
+  type        = string
+  description = "Firestore collection of profiles the processor enriches events from."
+  default     = "profiles"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.profiles_collection))
+    error_message = "profiles_collection must be a top-level collection ID (letters, digits, _ and -)."
+  }
+}
+
+# --- Pub/Sub ---------------------------------------------------------------------------------
+
+variable "max_delivery_attempts" {
+  type        = number
+  description = "Deliveries of one message to the processor before Pub/Sub moves it to the dead-letter topic."
+  default     = 10
+
+  validation {
+    # Pub/Sub accepts 5..100.
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100 && floor(var.max_delivery_attempts) == var.max_delivery_attempts
+    error_message = "max_delivery_attempts must be a whole number from 5 to 100."
+  }
+}
+
+variable "message_retention_days" {
+  type        = number
+  description = "Days unacknowledged messages are kept on the push subscription and the dead-letter subscription (for `capi-relay replay`)."
+  default     = 7
+
+  validation {
+    condition     = var.message_retention_days >= 1 && var.message_retention_days <= 31 && floor(var.message_retention_days) == var.message_retention_days
+    error_message = "message_retention_days must be a whole number from 1 to 31 (Pub/Sub's subscription maximum)."
+  }
+}
+
+# --- Firestore -------------------------------------------------------------------------------
+
+variable "create_firestore_database" {
+  type        = bool
+  description = "Create the (default) Firestore database. Set false if the project already has one (or import it)."
+  default     = true
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Firestore location, a region (europe-west1) or multi-region (eur3, nam5). Empty means var.region. Cannot change later."
+  default     = ""
+
+  validation {
+    condition     = var.firestore_location == "" || can(regex("^([a-z]+-[a-z]+[0-9]+|eur3|nam5|nam7)$", var.firestore_location))
+    error_message = "firestore_location must be empty, a region, or one of eur3, nam5, nam7."
+  }
+}
+
+# --- functions -------------------------------------------------------------------------------
+
+variable "python_runtime" {
+  type        = string
+  description = "Cloud Functions Python runtime for both functions."
+  default     = "python312"
+
+  validation {
+    condition     = contains(["python311", "python312", "python313"], var.python_runtime)
+    error_message = "python_runtime must be python311, python312 or python313."
+  }
+}
+
+variable "ingest_ingress_settings" {
+  type        = string
+  description = "Who may reach the ingest function: ALLOW_ALL (its own URL works), or ALLOW_INTERNAL_AND_GCLB (only via the first-party load balancer)."
+  default     = "ALLOW_ALL"
+
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_AND_GCLB"], var.ingest_ingress_settings)
+    error_message = "ingest_ingress_settings must be ALLOW_ALL or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "ingest_memory" {
+  type        = string
+  description = "Memory of one ingest instance."
+  default     = "512Mi"
+
+  validation {
+    condition     = contains(["256Mi", "512Mi", "1Gi", "2Gi", "4Gi"], var.ingest_memory)
+    error_message = "ingest_memory must be one of 256Mi, 512Mi, 1Gi, 2Gi, 4Gi."
+  }
+}
+
+variable "ingest_max_instance_request_concurrency" {
+  type        = number
+  description = "Concurrent requests one ingest instance serves (needs 1 vCPU, which the function is given)."
+  default     = 80
+
+  validation {
+    condition     = var.ingest_max_instance_request_concurrency >= 1 && var.ingest_max_instance_request_concurrency <= 1000
+    error_message = "ingest_max_instance_request_concurrency must be from 1 to 1000."
+  }
+}
+
+variable "ingest_min_instances" {
+  type        = number
+  description = "Ingest instances kept warm (billed while idle); 0 allows scale to zero."
+  default     = 0
+
+  validation {
+    condition     = var.ingest_min_instances >= 0 && var.ingest_min_instances <= 100
+    error_message = "ingest_min_instances must be from 0 to 100."
+  }
+}
+
+variable "ingest_max_instances" {
+  type        = number
+  description = "Upper bound on ingest instances, a cost ceiling."
+  default     = 20
+
+  validation {
+    condition     = var.ingest_max_instances >= 1 && var.ingest_max_instances <= 1000
+    error_message = "ingest_max_instances must be from 1 to 1000."
+  }
+}
+
+variable "processor_memory" {
+  type        = string
+  description = "Memory of one processor instance."
+  default     = "512Mi"
+
+  validation {
+    condition     = contains(["256Mi", "512Mi", "1Gi", "2Gi", "4Gi"], var.processor_memory)
+    error_message = "processor_memory must be one of 256Mi, 512Mi, 1Gi, 2Gi, 4Gi."
+  }
+}
+
+variable "processor_max_instance_request_concurrency" {
+  type        = number
+  description = "Concurrent pushes one processor instance handles; most of its time is spent waiting on the Graph API."
+  default     = 20
+
+  validation {
+    condition     = var.processor_max_instance_request_concurrency >= 1 && var.processor_max_instance_request_concurrency <= 1000
+    error_message = "processor_max_instance_request_concurrency must be from 1 to 1000."
+  }
+}
+
+variable "processor_min_instances" {
+  type        = number
+  description = "Processor instances kept warm (billed while idle); 0 allows scale to zero."
+  default     = 0
+
+  validation {
+    condition     = var.processor_min_instances >= 0 && var.processor_min_instances <= 100
+    error_message = "processor_min_instances must be from 0 to 100."
+  }
+}
+
+variable "processor_max_instances" {
+  type        = number
+  description = "Upper bound on processor instances; also caps the request rate sent to Meta."
+  default     = 20
+
+  validation {
+    condition     = var.processor_max_instances >= 1 && var.processor_max_instances <= 1000
+    error_message = "processor_max_instances must be from 1 to 1000."
+  }
+}
+
+variable "processor_timeout_seconds" {
+  type        = number
+  description = "Processor request timeout; also the push subscription's ack deadline, so Pub/Sub waits exactly as long."
+  default     = 60
+
+  validation {
+    # A push subscription's ack deadline is 10..600 s.
+    condition     = var.processor_timeout_seconds >= 10 && var.processor_timeout_seconds <= 600
+    error_message = "processor_timeout_seconds must be from 10 to 600."
+  }
+}
+
+# --- optional first-party endpoint ------------------------------------------------------------
+
+variable "first_party_domain" {
+  type        = string
+  description = "Domain (e.g. collect.example.com) served by a global HTTPS load balancer in front of ingest. Empty turns the load balancer off."
+  default     = ""
+
+  validation {
+    condition     = var.first_party_domain == "" || can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", var.first_party_domain))
+    error_message = "first_party_domain must be empty or a lowercase DNS name such as collect.example.com."
+  }
+}

@@ -1,0 +1,405 @@
+"""Asserts the wiring of infra/ (push delivery, dead-lettering, IAM, ingress, TTL, conventions).
+
+The checks read the parsed Terraform (see conftest.py), so they run without providers or a
+network. The last test breaks a copy of infra/ in several ways and makes sure the checks notice.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from tfmodel import INFRA_DIR, Terraform, block, load_terraform, ref
+
+PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+PROCESS_URI = "google_cloudfunctions2_function.process.service_config[0].uri"
+PUBSUB_AGENT = "local.pubsub_service_agent"
+
+EXPECTED_FILES = {
+    "versions.tf", "variables.tf", "outputs.tf", "apis.tf", "pubsub.tf", "functions.tf",
+    "firestore.tf", "secrets.tf", "iam.tf", "storage.tf", "lb.tf",
+}
+
+
+def sa_member(account: str) -> str:
+    return "serviceAccount:${google_service_account." + account + ".email}"
+
+
+def iam_grants(tf: Terraform) -> list[tuple[str, str, dict]]:
+    """Every IAM grant resource: (type, name, body)."""
+    return [(t, n, b) for t, n, b in tf.all_resources()
+            if re.search(r"_iam_(member|binding|policy)$", t)]
+
+
+def grants_of(tf: Terraform, member: str) -> set[tuple[str, str, str]]:
+    """(resource type, role, target) of every grant to `member`; target names what it is on."""
+    found = set()
+    for rtype, _, body in iam_grants(tf):
+        members = body.get("members", [body.get("member")])
+        if member in members:
+            target = next((ref(body[k]) for k in ("topic", "subscription", "secret_id", "name",
+                                                   "service_account_id", "bucket") if k in body),
+                          "project")
+            found.add((rtype, body["role"], target))
+    return found
+
+
+def walk_strings(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from walk_strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk_strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+# --- layout and conventions ------------------------------------------------------------------
+
+
+def test_files_are_split_by_concern(tf):
+    assert EXPECTED_FILES <= set(tf.files), EXPECTED_FILES - set(tf.files)
+
+
+def test_every_variable_has_type_and_description(tf):
+    assert tf.variables
+    for name, body in tf.variables.items():
+        assert ref(str(body.get("type", ""))), f"variable {name} has no type"
+        assert str(body.get("description", "")).strip(), f"variable {name} has no description"
+
+
+def test_enumerable_variables_are_validated(tf):
+    enumerable = ["python_runtime", "ingest_ingress_settings", "ingest_memory", "processor_memory",
+                  "max_delivery_attempts", "region", "first_party_domain", "default_country"]
+    for name in enumerable:
+        assert tf.variables[name].get("validation"), f"variable {name} has no validation"
+
+
+def test_every_output_has_description(tf):
+    assert tf.outputs
+    for name, body in tf.outputs.items():
+        assert str(body.get("description", "")).strip(), f"output {name} has no description"
+        assert "value" in body, f"output {name} has no value"
+
+
+def test_required_outputs(tf):
+    required = {"ingest_url", "events_topic", "dead_letter_topic", "push_subscription",
+                "dead_letter_subscription", "ingest_service_account_email",
+                "processor_service_account_email", "push_invoker_service_account_email"}
+    assert required <= set(tf.outputs), required - set(tf.outputs)
+
+
+def test_providers_are_pinned_and_backend_is_gcs(tf):
+    (settings,) = tf.terraform
+    providers = settings["required_providers"][0]
+    for name in ("google", "archive"):
+        assert providers[name]["version"].startswith("~>"), f"{name} provider is not pinned"
+    assert "gcs" in settings["backend"][0]
+
+
+def test_tfvars_example_only_sets_declared_variables(tf):
+    text = (INFRA_DIR / "terraform.tfvars.example").read_text(encoding="utf-8")
+    assigned = set(re.findall(r"^([a-z_]+)\s*=", text, flags=re.MULTILINE))
+    required = {n for n, b in tf.variables.items() if "default" not in b}
+    assert assigned <= set(tf.variables), assigned - set(tf.variables)
+    assert required <= assigned, f"example misses required variables {required - assigned}"
+
+
+def test_every_reference_resolves_and_every_variable_is_used(tf):
+    # No provider can be installed here (no `terraform validate`); this catches dangling names.
+    everything = [tf.resources, tf.data, tf.locals, tf.outputs, tf.variables, tf.providers]
+    text = "\n".join(walk_strings(everything))
+    variables = set(re.findall(r"\bvar\.([a-z0-9_]+)", text))
+    assert variables <= set(tf.variables), f"undeclared variables {variables - set(tf.variables)}"
+    assert set(tf.variables) <= variables, f"unused variables {set(tf.variables) - variables}"
+    locals_used = set(re.findall(r"\blocal\.([a-z0-9_]+)", text))
+    assert locals_used <= set(tf.locals), f"undeclared locals {locals_used - set(tf.locals)}"
+    for rtype, name in re.findall(r"(?<![.\w])(google_[a-z0-9_]+)\.([a-z0-9_]+)", text):
+        assert name in tf.resources.get(rtype, {}), f"reference to undeclared {rtype}.{name}"
+    for rtype, name in re.findall(r"\bdata\.([a-z0-9_]+)\.([a-z0-9_]+)", text):
+        assert name in tf.data.get(rtype, {}), f"reference to undeclared data.{rtype}.{name}"
+
+
+def test_apis_are_enabled(tf):
+    apis = tf.locals["enabled_apis"]
+    for api in ("cloudfunctions", "run", "cloudbuild", "artifactregistry", "pubsub",
+                "firestore", "secretmanager", "iam"):
+        assert f"{api}.googleapis.com" in apis, f"{api} API is not enabled"
+    service = tf.resource("google_project_service", "enabled")
+    assert ref(service["for_each"]) == "toset(local.enabled_apis)"
+    assert service["disable_on_destroy"] is False
+
+
+# --- Pub/Sub ---------------------------------------------------------------------------------
+
+
+def test_push_subscription_delivers_to_processor_with_oidc(tf):
+    sub = tf.resource("google_pubsub_subscription", "process_push")
+    assert ref(sub["topic"]) == "google_pubsub_topic.events.id"
+    push = block(sub, "push_config")
+    assert ref(push["push_endpoint"]) == PROCESS_URI
+    oidc = block(push, "oidc_token")
+    assert ref(oidc["service_account_email"]) == "google_service_account.push_invoker.email"
+    assert ref(oidc["audience"]) == PROCESS_URI
+
+
+def test_push_subscription_retry_policy(tf):
+    retry = block(tf.resource("google_pubsub_subscription", "process_push"), "retry_policy")
+    assert retry["minimum_backoff"] == "10s"
+    assert retry["maximum_backoff"] == "600s"
+
+
+def test_push_subscription_dead_letter_policy(tf):
+    sub = tf.resource("google_pubsub_subscription", "process_push")
+    policy = block(sub, "dead_letter_policy")
+    assert ref(policy["dead_letter_topic"]) == "google_pubsub_topic.dead_letter.id"
+    assert ref(str(policy["max_delivery_attempts"])) == "var.max_delivery_attempts"
+    variable = tf.variables["max_delivery_attempts"]
+    assert variable["default"] == 10
+    condition = block(variable, "validation")["condition"]
+    assert ">= 5" in condition and "<= 100" in condition
+
+
+def test_push_subscription_deadline_and_retention(tf):
+    sub = tf.resource("google_pubsub_subscription", "process_push")
+    # The ack deadline is the push request timeout: it must follow the processor's timeout.
+    assert ref(str(sub["ack_deadline_seconds"])) == "var.processor_timeout_seconds"
+    process = block(tf.resource("google_cloudfunctions2_function", "process"), "service_config")
+    assert ref(str(process["timeout_seconds"])) == "var.processor_timeout_seconds"
+    assert ref(sub["message_retention_duration"]) == "local.message_retention"
+    assert tf.locals["message_retention"] == "${var.message_retention_days * 86400}s"
+
+
+def test_dead_letter_topic_has_retained_pull_subscription(tf):
+    sub = tf.resource("google_pubsub_subscription", "dead_letter_pull")
+    assert ref(sub["topic"]) == "google_pubsub_topic.dead_letter.id"
+    assert "push_config" not in sub, "the dead-letter subscription must be pull"
+    assert ref(sub["message_retention_duration"]) == "local.message_retention"
+    assert tf.variables["message_retention_days"]["default"] == 7
+    assert block(sub, "expiration_policy")["ttl"] == ""
+
+
+def test_pubsub_service_agent_can_dead_letter(tf):
+    agent = tf.locals["pubsub_service_agent"]
+    assert agent == ("serviceAccount:service-${data.google_project.this.number}"
+                     "@gcp-sa-pubsub.iam.gserviceaccount.com")
+    grants = grants_of(tf, "${" + PUBSUB_AGENT + "}")
+    assert ("google_pubsub_topic_iam_member", "roles/pubsub.publisher",
+            "google_pubsub_topic.dead_letter.name") in grants
+    assert ("google_pubsub_subscription_iam_member", "roles/pubsub.subscriber",
+            "google_pubsub_subscription.process_push.name") in grants
+    assert ("google_service_account_iam_member", "roles/iam.serviceAccountTokenCreator",
+            "google_service_account.push_invoker.name") in grants
+    assert len(grants) == 3, f"unexpected grants to the Pub/Sub agent: {grants}"
+
+
+# --- IAM -------------------------------------------------------------------------------------
+
+
+def test_no_primitive_roles_anywhere(tf):
+    for rtype, name, body in tf.all_resources():
+        for text in walk_strings(body):
+            for role in PRIMITIVE_ROLES:
+                assert role not in text, f"{rtype}.{name} uses {role}"
+
+
+def test_one_service_account_per_function(tf):
+    accounts = tf.resources["google_service_account"]
+    assert {"ingest", "processor", "push_invoker"} <= set(accounts)
+    ingest = block(tf.resource("google_cloudfunctions2_function", "ingest"), "service_config")
+    process = block(tf.resource("google_cloudfunctions2_function", "process"), "service_config")
+    assert ref(ingest["service_account_email"]) == "google_service_account.ingest.email"
+    assert ref(process["service_account_email"]) == "google_service_account.processor.email"
+
+
+def test_ingest_may_only_publish_events(tf):
+    assert grants_of(tf, sa_member("ingest")) == {
+        ("google_pubsub_topic_iam_member", "roles/pubsub.publisher",
+         "google_pubsub_topic.events.name"),
+    }
+
+
+def test_processor_grants_are_minimal(tf):
+    assert grants_of(tf, sa_member("processor")) == {
+        ("google_project_iam_member", "roles/datastore.user", "project"),
+        ("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor",
+         "google_secret_manager_secret.meta_token.secret_id"),
+        ("google_pubsub_topic_iam_member", "roles/pubsub.publisher",
+         "google_pubsub_topic.dead_letter.name"),
+    }
+
+
+def test_secret_accessor_only_on_the_one_secret(tf):
+    holders = [(t, n, b) for t, n, b in iam_grants(tf)
+               if b.get("role") == "roles/secretmanager.secretAccessor"]
+    assert len(holders) == 1, f"secretAccessor granted {len(holders)} times"
+    rtype, _, body = holders[0]
+    assert rtype == "google_secret_manager_secret_iam_member"
+    assert ref(body["secret_id"]) == "google_secret_manager_secret.meta_token.secret_id"
+    assert body["member"] == sa_member("processor")
+
+
+def test_push_invoker_may_only_invoke_processor(tf):
+    grants = grants_of(tf, sa_member("push_invoker"))
+    assert len(grants) == 1, grants
+    ((rtype, role, target),) = grants
+    assert rtype in ("google_cloud_run_service_iam_member",
+                     "google_cloud_run_v2_service_iam_member")
+    assert role == "roles/run.invoker"
+    assert target == "google_cloudfunctions2_function.process.name"
+
+
+def test_only_ingest_is_public(tf):
+    public = [(t, b) for t, _, b in iam_grants(tf)
+              if b.get("member") in ("allUsers", "allAuthenticatedUsers")
+              or {"allUsers", "allAuthenticatedUsers"} & set(b.get("members", []))]
+    assert len(public) == 1, f"expected one public grant, found {len(public)}"
+    _, body = public[0]
+    assert body["role"] == "roles/run.invoker"
+    assert ref(body["name"]) == "google_cloudfunctions2_function.ingest.name"
+
+
+# --- functions -------------------------------------------------------------------------------
+
+
+def test_processor_is_internal_and_not_event_triggered(tf):
+    process = tf.resource("google_cloudfunctions2_function", "process")
+    assert block(process, "service_config")["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+    assert "event_trigger" not in process, "delivery is our own push subscription"
+    assert block(process, "build_config")["entry_point"] == "process"
+
+
+def test_ingest_scaling_is_configurable(tf):
+    ingest = tf.resource("google_cloudfunctions2_function", "ingest")
+    assert block(ingest, "build_config")["entry_point"] == "ingest"
+    service = block(ingest, "service_config")
+    assert ref(str(service["max_instance_request_concurrency"])) == \
+        "var.ingest_max_instance_request_concurrency"
+    assert ref(str(service["min_instance_count"])) == "var.ingest_min_instances"
+    assert ref(str(service["max_instance_count"])) == "var.ingest_max_instances"
+
+
+def test_both_functions_are_gen2_from_one_hashed_archive(tf):
+    assert "google_cloudfunctions_function" not in tf.resources, "gen1 functions are not used"
+    archive = tf.data["archive_file"]["functions"]
+    assert archive["type"] == "zip"
+    assert ref(archive["source_dir"]) == "local.functions_dir"
+    assert tf.locals["functions_dir"] == "${path.module}/../functions"
+    obj = tf.resource("google_storage_bucket_object", "functions_source")
+    assert "${data.archive_file.functions.output_md5}" in obj["name"]
+    assert ref(obj["source"]) == "data.archive_file.functions.output_path"
+    for name in ("ingest", "process"):
+        build = block(tf.resource("google_cloudfunctions2_function", name), "build_config")
+        storage = block(block(build, "source"), "storage_source")
+        assert ref(storage["object"]) == "google_storage_bucket_object.functions_source.name"
+        assert ref(storage["bucket"]) == "google_storage_bucket.source.name"
+
+
+def test_functions_get_the_settings_the_code_reads(tf):
+    common = tf.locals["common_env"]
+    for key in ("GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC", "DEAD_LETTER_TOPIC", "META_PIXEL_ID",
+                "META_API_VERSION", "META_GRAPH_URL", "META_TEST_EVENT_CODE", "ALLOWED_ORIGINS",
+                "DEFAULT_COUNTRY", "IDEMPOTENCY_COLLECTION", "PROFILES_COLLECTION"):
+        assert key in common, f"{key} is not passed to the functions"
+    assert ref(common["PUBSUB_TOPIC"]) == "google_pubsub_topic.events.name"
+    assert ref(common["IDEMPOTENCY_COLLECTION"]) == "var.idempotency_collection"
+    processor_env = tf.locals["processor_env"]
+    assert 'META_TOKEN_SECRET = "${google_secret_manager_secret.meta_token.id}/versions/latest"' \
+        in processor_env
+    assert "META_TOKEN_SECRET" not in tf.locals["ingest_env"]
+    for name, env in (("ingest", "local.ingest_env"), ("process", "local.processor_env")):
+        service = block(tf.resource("google_cloudfunctions2_function", name), "service_config")
+        assert ref(service["environment_variables"]) == env
+
+
+# --- Firestore and the secret ----------------------------------------------------------------
+
+
+def test_firestore_native_database(tf):
+    database = tf.resource("google_firestore_database", "default")
+    assert database["type"] == "FIRESTORE_NATIVE"
+    assert database["name"] == "(default)"
+
+
+def test_idempotency_ttl_on_expire_at(tf):
+    field = tf.resource("google_firestore_field", "idempotency_ttl")
+    assert ref(field["collection"]) == "var.idempotency_collection"
+    assert field["field"] == "expire_at"
+    assert field["database"] == "(default)"
+    assert "ttl_config" in field, "the TTL policy is missing"
+    assert tf.variables["idempotency_collection"]["default"] == "capi_relay_idempotency"
+
+
+def test_token_secret_is_a_container_only(tf):
+    tf.resource("google_secret_manager_secret", "meta_token")
+    assert "google_secret_manager_secret_version" not in tf.resources, \
+        "the token value must not pass through Terraform state"
+
+
+# --- optional load balancer ------------------------------------------------------------------
+
+
+def test_load_balancer_is_off_without_a_domain(tf):
+    assert tf.variables["first_party_domain"]["default"] == ""
+    assert tf.locals["first_party_enabled"] == '${var.first_party_domain != ""}'
+    lb_resources = [(t, n, b) for t, n, b in tf.all_resources() if t.startswith("google_compute_")]
+    assert lb_resources
+    for rtype, name, body in lb_resources:
+        assert ref(str(body.get("count"))) == "local.lb_count", f"{rtype}.{name} is not optional"
+    neg = tf.resource("google_compute_region_network_endpoint_group", "ingest")
+    assert neg["network_endpoint_type"] == "SERVERLESS"
+    assert ref(block(neg, "cloud_run")["service"]) == "google_cloudfunctions2_function.ingest.name"
+    cert = tf.resource("google_compute_managed_ssl_certificate", "ingest")
+    assert block(cert, "managed")["domains"] == ["${var.first_party_domain}"]
+
+
+# --- the checks above notice broken wiring ---------------------------------------------------
+
+MUTATIONS = [
+    ("pubsub.tf", "audience              = google_cloudfunctions2_function.process",
+     "audience              = google_cloudfunctions2_function.ingest",
+     "test_push_subscription_delivers_to_processor_with_oidc"),
+    ("pubsub.tf", 'minimum_backoff = "10s"', 'minimum_backoff = "1s"',
+     "test_push_subscription_retry_policy"),
+    ("pubsub.tf", "dead_letter_topic     = google_pubsub_topic.dead_letter.id",
+     "dead_letter_topic     = google_pubsub_topic.events.id",
+     "test_push_subscription_dead_letter_policy"),
+    ("functions.tf", 'ingress_settings                 = "ALLOW_INTERNAL_ONLY"',
+     'ingress_settings                 = "ALLOW_ALL"',
+     "test_processor_is_internal_and_not_event_triggered"),
+    ("iam.tf", 'role    = "roles/datastore.user"', 'role    = "roles/editor"',
+     "test_no_primitive_roles_anywhere"),
+    ("iam.tf", 'resource "google_secret_manager_secret_iam_member" "processor_reads_token"',
+     'resource "google_project_iam_member" "processor_reads_token"',
+     "test_secret_accessor_only_on_the_one_secret"),
+    ("iam.tf", "topic   = google_pubsub_topic.events.name",
+     "topic   = google_pubsub_topic.dead_letter.name", "test_ingest_may_only_publish_events"),
+    ("iam.tf", "name     = google_cloudfunctions2_function.process.name",
+     "name     = google_cloudfunctions2_function.ingest.name",
+     "test_push_invoker_may_only_invoke_processor"),
+    ("firestore.tf", 'field      = "expire_at"', 'field      = "expires"',
+     "test_idempotency_ttl_on_expire_at"),
+    ("functions.tf", 'name         = "source-${data.archive_file.functions.output_md5}.zip"',
+     'name         = "source.zip"', "test_both_functions_are_gen2_from_one_hashed_archive"),
+    ("variables.tf", '  type        = bool\n  description = "Create the (default)',
+     '  description = "Create the (default)', "test_every_variable_has_type_and_description"),
+    ("outputs.tf", '  description = "Name of the dead-letter topic."\n', "",
+     "test_every_output_has_description"),
+    ("pubsub.tf", "topic   = google_pubsub_topic.dead_letter.id",
+     "topic   = google_pubsub_topic.dead_letters.id",
+     "test_every_reference_resolves_and_every_variable_is_used"),
+]
+
+
+@pytest.mark.parametrize("filename, old, new, check", MUTATIONS,
+                         ids=[m[3].removeprefix("test_") for m in MUTATIONS])
+def test_checks_fail_on_broken_wiring(tmp_path, filename, old, new, check):
+    broken = tmp_path / "infra"
+    shutil.copytree(INFRA_DIR, broken, ignore=shutil.ignore_patterns(".terraform", ".build"))
+    text = (broken / filename).read_text(encoding="utf-8")
+    assert text.count(old) == 1, f"mutation anchor not found once in {filename}: {old!r}"
+    (broken / filename).write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(AssertionError):
+        globals()[check](load_terraform(broken))
