@@ -25,7 +25,7 @@ DEAD_LETTER_TOPIC = "capi-events-dead-letter"
 DEAD_LETTER_SUBSCRIPTION = "capi-events-dead-letter-sub"
 PUSH_SUBSCRIPTION = "capi-events-processor-push"
 #: the same policy infra/pubsub.tf gives the production push subscription
-MAX_DELIVERY_ATTEMPTS = 10
+MAX_DELIVERY_ATTEMPTS = 10  # the processor itself gives up after 8 (config default)
 MIN_BACKOFF_SECONDS = 10
 MAX_BACKOFF_SECONDS = 600
 
@@ -143,7 +143,9 @@ class LocalStack:
             self._standin_log = open(self.log_dir / "graph-standin.log", "a") \
                 if self.log_dir else open(os.devnull, "w")
             self.standin = GraphStandin("127.0.0.1", 0, expected_token=self.access_token,
-                                        log=self._standin_log, **self.standin_options)
+                                        log=self._standin_log)
+            if self.standin_options:
+                self.standin.set_faults(**self.standin_options)
             self.standin.start()
             self.graph_url = self.standin.url
         self.ingest_port = self.ingest_port or free_port()
