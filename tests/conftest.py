@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -13,16 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "functions"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-def emulators_available() -> bool:
-    return bool(shutil.which("gcloud") and shutil.which("java"))
-
-
-def require_emulators() -> None:
-    if emulators_available():
-        return
-    if os.environ.get("CAPI_RELAY_REQUIRE_EMULATORS") or os.environ.get("CI"):
-        pytest.fail("the Pub/Sub and Firestore emulators are required here (gcloud + java)")
-    pytest.skip("gcloud emulators not installed")
+from emulators import require_emulators  # noqa: E402  (needs the path above)
 
 
 @pytest.fixture(scope="session")

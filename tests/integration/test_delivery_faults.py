@@ -23,7 +23,7 @@ MARKER = "x_invalid"
 
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory):
-    from conftest import require_emulators
+    from emulators import require_emulators
 
     require_emulators()
     options = {"error_rate_5xx": 0.2, "throttle_rate": 0.1, "expired_token_first_n": 3,
