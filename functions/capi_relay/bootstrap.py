@@ -96,5 +96,6 @@ def process_service() -> ProcessService:
                                   consent_missing=s.consent_missing),
             dead_letter=dead_letter,
             enrich=build_enricher(s),
+            batch_window=s.batch_window_ms / 1000,
         )
     return _once("process", build)

@@ -40,6 +40,7 @@ class Settings:
     ldu_regions: tuple[str, ...] = ()
     redact: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     profile_writeback: bool = True
+    batch_window_ms: float = 50.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, need: tuple[str, ...] = ()) -> "Settings":
@@ -117,4 +118,5 @@ class Settings:
                               if r.strip()),
             redact=redact,
             profile_writeback=(get("PROFILE_WRITEBACK", "true").lower() != "false"),
+            batch_window_ms=as_number("BATCH_WINDOW_MS", 50.0),
         )

@@ -331,6 +331,7 @@ class GraphStandin:
         self._lock = threading.Lock()
         self._accepted: list[dict[str, Any]] = []
         self._seen: set[tuple[Any, Any]] = set()
+        self._in_flight: set[Any] = set()
         self._duplicates = 0
         self._request_lines: list[str] = []
         self._requests = 0
@@ -416,6 +417,12 @@ class GraphStandin:
     def faults(self) -> Faults:
         with self._lock:
             return self._faults
+
+    @property
+    def in_flight(self) -> set[Any]:
+        """event_ids of requests being held by the delay_seconds fault."""
+        with self._lock:
+            return set(self._in_flight)
 
     @property
     def duplicates(self) -> int:
@@ -505,8 +512,6 @@ class GraphStandin:
 
     def _post_events(self, raw: bytes, content_type: str,
                      query: dict[str, list[str]]) -> tuple[int, Any, dict[str, Any]]:
-        if self.faults.delay_seconds:
-            time.sleep(self.faults.delay_seconds)
         fault = self._decide_fault()
         if fault is not None:
             rejection, name = fault
@@ -527,6 +532,14 @@ class GraphStandin:
                 data = "unparseable"
         test_event_code = payload.get("test_event_code") or _first(query, "test_event_code")
         count = len(data) if isinstance(data, list) else None
+        if self.faults.delay_seconds:  # a slow Meta: the request is in, the answer is not yet
+            ids = {e.get("event_id") for e in data if isinstance(e, dict)} \
+                if isinstance(data, list) else set()
+            with self._lock:
+                self._in_flight |= ids
+            time.sleep(self.faults.delay_seconds)
+            with self._lock:
+                self._in_flight -= ids
 
         rejection = check_token(token if isinstance(token, str) else None, self.expected_token)
         if rejection is None:
@@ -623,11 +636,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_json(self, status: int, body: Any) -> None:
         payload = json.dumps(body, default=int).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (a crash test kills it): nobody to answer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         # http.server would print the request line, query string and all: that can hold a token.

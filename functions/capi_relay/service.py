@@ -6,6 +6,7 @@ the message still needs another try; everything else is recorded and acknowledge
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
@@ -13,7 +14,7 @@ from typing import Any, Callable, Mapping
 from . import consent as consent_rules
 from . import log
 from .envelope import QueuedEvent, chunks, decode, encode
-from .errors import InvalidEvent, PublishFailed, TokenProblem, TransientError
+from .errors import InvalidEvent, PublishFailed, RelayError, TokenProblem, TransientError
 from .graph_errors import GraphOutcome, Verdict, backoff_seconds
 from .idempotency import Claim, Idempotency, event_key
 from .mapping import DEFAULT_CONFIG, MappingConfig, event_time_problem, to_capi_event
@@ -113,12 +114,68 @@ class DeliveryPolicy:
     in_call_retries: int = 2
 
 
+class Coalescer:
+    """Joins the sends of concurrent ``process`` calls into shared Graph requests.
+
+    Group commit: the first caller to arrive leads; it waits up to ``window`` seconds (less if
+    1000 events gather), then sends everything that joined in as few requests as Meta's limit
+    allows. Each caller then settles its own events, so every message is still acknowledged on
+    its own outcome. A window of 0 sends at once.
+    """
+
+    def __init__(self, window: float, max_events: int = MAX_EVENTS_PER_REQUEST):
+        self.window = window
+        self.max_events = max_events
+        self._cond = threading.Condition()
+        self._open: _Batch | None = None
+
+    def run(self, items: list["_Item"], deliver: Callable[[list["_Item"]], None]) -> None:
+        if self.window <= 0:
+            deliver(items)
+            return
+        with self._cond:
+            batch = self._open
+            leader = batch is None
+            if leader:
+                batch = self._open = _Batch()
+            batch.items.extend(items)
+            self._cond.notify_all()
+        if not leader:
+            batch.done.wait()
+        else:
+            deadline = time.monotonic() + self.window
+            with self._cond:
+                while len(batch.items) < self.max_events:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                self._open = None  # later callers start the next batch
+            try:
+                deliver(batch.items)
+            except BaseException as exc:
+                batch.error = exc
+                raise
+            finally:
+                batch.done.set()
+        if batch.error is not None and not leader:
+            raise batch.error
+
+
+@dataclass
+class _Batch:
+    items: list = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
 class ProcessService:
     def __init__(self, *, client: CapiClient, secrets: SecretSource, idempotency: Idempotency,
                  clock: Clock, policy: DeliveryPolicy, dead_letter: Publisher | None = None,
                  enrich: Callable[[QueuedEvent, float], CapiEvent] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 jitter: Callable[[], float] = lambda: 0.5):
+                 jitter: Callable[[], float] = lambda: 0.5,
+                 batch_window: float = 0.0):
         self.client = client
         self.secrets = secrets
         self.idempotency = idempotency
@@ -128,6 +185,8 @@ class ProcessService:
         self.enrich = enrich
         self.sleep = sleep
         self.jitter = jitter
+        self.coalescer = Coalescer(batch_window)
+        self._report_lock = threading.Lock()
 
     # -- the message -------------------------------------------------------------------
     def process(self, data: bytes, attributes: Mapping[str, str] | None = None) -> ProcessReport:
@@ -146,8 +205,15 @@ class ProcessService:
         items = [i for i in items if i is not None]
         replay = (attributes or {}).get("replay") == "1"
         to_send = self._claim_all(items, now, report, replay=replay)
-        for start in range(0, len(to_send), MAX_EVENTS_PER_REQUEST):
-            self._deliver(to_send[start:start + MAX_EVENTS_PER_REQUEST], report)
+        try:
+            if to_send:
+                self.coalescer.run(to_send, lambda batch: self._deliver_all(batch, report))
+        except RelayError:
+            for item in to_send:  # give the claims back now, not when their lease runs out
+                if item.outcome == "pending":
+                    item.outcome, item.reason = "retry", "error"
+            self._settle(items, report)
+            raise
         self._settle(items, report)
         log.info("processed", component="process", sent=report.sent,
                  skipped=report.duplicates, dead_lettered=report.dead_lettered,
@@ -199,6 +265,10 @@ class ProcessService:
         return to_send
 
     # -- delivery ----------------------------------------------------------------------
+    def _deliver_all(self, items: list[_Item], report: ProcessReport) -> None:
+        for start in range(0, len(items), MAX_EVENTS_PER_REQUEST):
+            self._deliver(items[start:start + MAX_EVENTS_PER_REQUEST], report)
+
     def _deliver(self, batch: list[_Item], report: ProcessReport) -> None:
         outcome = self._send(batch, report)
         if outcome.verdict is Verdict.OK:
@@ -230,7 +300,8 @@ class ProcessService:
         attempt = 0
         while True:
             token = self.secrets.get(refresh=refreshed)
-            report.requests += 1
+            with self._report_lock:
+                report.requests += 1
             outcome = self.client.send(events, token, test_event_code=self.policy.test_event_code)
             if outcome.verdict is Verdict.TOKEN and not refreshed:
                 refreshed = True  # the secret may have been rotated: read it once more

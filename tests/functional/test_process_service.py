@@ -150,3 +150,51 @@ def test_more_than_1000_events_in_as_few_requests_as_possible():
     report = service.process(encode(events))
     assert report.sent == 1500
     assert [len(c[0]) for c in service.client.calls] == [1000, 500]
+
+
+def test_concurrent_messages_coalesce_into_few_requests_each_settled_on_its_own():
+    import threading
+
+    bad = "e7"
+
+    def answer(events, token):
+        if any(e["event_id"] == bad for e in events):
+            return graph_error(100, 2804003)
+        return 200, {"events_received": len(events)}
+
+    graph = ScriptedGraph(answer)
+    service, dead = build(graph)
+    service.coalescer.window = 0.3
+    reports, errors = [], []
+
+    def one(i):
+        try:
+            reports.append(service.process(encode(queued(1, offset=i))))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert errors == []
+    assert sum(r.sent for r in reports) == 39 and sum(r.dead_lettered for r in reports) == 1
+    ok_requests = [c for c in graph.calls if bad not in {e["event_id"] for e in c[0]}]
+    assert sorted(e["event_id"] for c in ok_requests for e in c[0]) == sorted(
+        f"e{i}" for i in range(40) if i != 7)
+    assert len(graph.calls) <= 12  # 40 messages; one bad neighbour costs ~log2(40) extra calls
+    assert [a["event_id"] for _, a in dead.messages] == [bad]
+
+
+def test_a_secret_outage_releases_claims_at_once():
+    class Down:
+        def get(self, *, refresh=False):
+            raise TransientError("secret unavailable")
+
+    service, _ = build(secret=Down())
+    data = encode(queued(2))
+    with pytest.raises(TransientError):
+        service.process(data)
+    service.secrets = FakeSecret()
+    assert service.process(data).sent == 2  # not BUSY until a lease runs out

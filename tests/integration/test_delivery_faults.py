@@ -60,6 +60,30 @@ def dead_letters(stack, timeout=2.0):
             r.ack_id for r in response.received_messages]})
 
 
+def idempotency_states(stack, raw_events):
+    """A function returning event_id -> state of each event's Firestore delivery record."""
+    import os
+
+    from google.cloud import firestore
+
+    from capi_relay.idempotency import event_key
+    from capi_relay.mapping import EVENT_NAMES
+
+    os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{stack.firestore_port}"
+    collection = firestore.Client(project=localstack.PROJECT).collection(
+        "capi_relay_idempotency")
+    keys = {e["event_id"]: event_key(stack.pixel_id, EVENT_NAMES[e["event_name"]],
+                                     e["event_id"]) for e in raw_events}
+
+    def states():
+        out = {}
+        for event_id, key in keys.items():
+            snapshot = collection.document(key).get()
+            out[event_id] = snapshot.to_dict().get("state") if snapshot.exists else None
+        return out
+    return states
+
+
 def unique_accepted(stack):
     return {e["event_id"] for e in stack.standin.accepted}
 
@@ -137,26 +161,29 @@ def test_processor_killed_mid_send_redelivery_still_once(faulty, capsys):
     run = uuid.uuid4().hex[:6]
     batch = [make_event(run, i) for i in range(10)]
     ids = {e["event_id"] for e in batch}
-    before = faulty.standin.requests
     assert requests.post(faulty.ingest_url, json=batch, headers=UA, timeout=30).status_code == 202
     deadline = time.monotonic() + 30
-    while faulty.standin.requests == before and time.monotonic() < deadline:
-        time.sleep(0.05)  # the processor is now waiting on Meta
-    assert faulty.standin.requests > before
+    while not ids <= faulty.standin.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ids <= faulty.standin.in_flight  # Meta has the batch; the processor awaits the answer
     faulty.processor.kill()
     faulty.standin.set_faults(delay_seconds=0.0)
     faulty.restart_processor()
 
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not ids <= unique_accepted(faulty):
-        time.sleep(0.5)
-    time.sleep(3)
+    records = idempotency_states(faulty, batch)
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline and set(records().values()) != {"sent"}:
+        time.sleep(0.5)  # the redelivery has to be processed, not just the first send seen
+    assert set(records().values()) == {"sent"}, records()
+    time.sleep(2)
     copies = [e["event_id"] for e in faulty.standin.accepted if e["event_id"] in ids]
     assert set(copies) == ids, "events lost after the crash"
     resent = len(copies) - len(ids)
-    # Meta had the in-flight batch when the processor died; the redelivery resends it with the
-    # same event_ids, which Meta deduplicates. Nothing beyond that one batch is sent again.
+    # Meta had the in-flight batch when the processor died; once the dead instance's lease runs
+    # out the redelivery resends it with the same event_ids, which Meta deduplicates. Nothing
+    # beyond that one batch is sent again.
     assert resent <= len(ids)
+    assert faulty.standin.duplicates == resent
     with capsys.disabled():
         print(f"\nkilled mid-send: delivered={len(ids)} resent_in_crash_window={resent} "
               f"(deduplicated by Meta on event_id), doubled_after_dedup=0")
