@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 
 test: install
 	bash tools/check_prereqs.sh
+	$(VENV)/bin/ruff check functions tests benchmarks
 	$(PY) -m pytest -q -p no:cacheprovider
 	bash tools/check_infra.sh
 

@@ -141,7 +141,8 @@ def first(data: Any, paths: tuple[str, ...]) -> Any:
     return MISSING
 
 
-def extend(base: Mapping[str, tuple[str, ...]], extra: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+def extend(base: Mapping[str, tuple[str, ...]],
+           extra: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     """A copy of ``base`` with configured paths appended (unknown fields are an error)."""
     merged = dict(base)
     for field_name, paths in extra.items():

@@ -43,7 +43,8 @@ class Settings:
     batch_window_ms: float = 50.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, need: tuple[str, ...] = ()) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, *,
+                 need: tuple[str, ...] = ()) -> "Settings":
         """Reads settings; ``need`` names the extras a function requires (e.g. 'token')."""
         env = os.environ if env is None else env
 

@@ -96,7 +96,8 @@ def test_malformed_bodies(client, body, status, error):
 
 
 def test_too_large_and_too_many(client):
-    big = b'{"events":[' + b",".join([b'{"event_name":"x","pad":"' + b"a" * 1000 + b'"}'] * 1100) + b"]}"
+    padded = b'{"event_name":"x","pad":"' + b"a" * 1000 + b'"}'
+    big = b'{"events":[' + b",".join([padded] * 1100) + b"]}"
     assert client.post("/", data=big, content_type="application/json").status_code == 413
     many = json.dumps({"events": [{"event_name": "x"}] * 1001})
     response = client.post("/", data=many, content_type="application/json")

@@ -4,7 +4,6 @@ The Graph stand-in answers 20% 5xx, 10% throttling, an expired token for the fir
 and rejects any batch that holds an invalid event. Then a processor is killed mid-send.
 """
 
-import base64
 import json
 import time
 import uuid

@@ -136,7 +136,7 @@ def test_backoff_grows_then_caps(verdict):
     waits = [backoff_seconds(verdict, attempt, jitter=1.0) for attempt in range(40)]
     assert waits[0] == BACKOFF[verdict].base
     assert waits[1] == 2 * waits[0]
-    assert all(a <= b for a, b in zip(waits, waits[1:]))
+    assert all(a <= b for a, b in zip(waits, waits[1:], strict=False))
     assert max(waits) == BACKOFF[verdict].cap
     assert backoff_seconds(verdict, 10_000, jitter=1.0) == BACKOFF[verdict].cap
 

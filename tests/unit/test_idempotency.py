@@ -3,7 +3,12 @@
 import pytest
 
 from capi_relay.idempotency import (
-    Claim, Idempotency, MemoryBackend, State, decide_claim, event_key,
+    Claim,
+    Idempotency,
+    MemoryBackend,
+    State,
+    decide_claim,
+    event_key,
 )
 
 NOW = 1_000_000.0

@@ -5,7 +5,11 @@ import hashlib
 import pytest
 
 from capi_relay.mapping import (
-    MappingConfig, build_fbc, detect_shape, parse_event_time, to_capi_event,
+    MappingConfig,
+    build_fbc,
+    detect_shape,
+    parse_event_time,
+    to_capi_event,
 )
 from samples import NOW, load_event
 
