@@ -64,7 +64,13 @@ class IngestService:
         for index, raw in enumerate(events):
             if isinstance(raw, dict) and context:
                 raw = {**raw, "_request": context}
-            mapped = to_capi_event(raw, now=now, new_id=self.new_id, config=self.mapping)
+            try:
+                mapped = to_capi_event(raw, now=now, new_id=self.new_id, config=self.mapping)
+            except Exception as exc:  # a mapping bug costs this event only, never its batch
+                log.error("event could not be mapped", component="ingest",
+                          error_type=type(exc).__name__)
+                rejected.append({"index": index, "errors": ["event: could not be read"]})
+                continue
             if mapped.dropped:
                 dropped.append({"index": index, "fields": list(mapped.dropped)})
             if mapped.event is None:

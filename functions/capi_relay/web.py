@@ -38,11 +38,15 @@ def request_context(request) -> RequestContext:
                           fbc=request.cookies.get("_fbc") or None)
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python accepts them, JSON does not
+
+
 def parse_events(body: bytes) -> tuple[list[Any] | None, str | None]:
     """The events in a body: one object, a list, or {"events": [...]}; or an error message."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(body, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, "body: not valid JSON"
     if isinstance(data, dict) and isinstance(data.get("events"), list):
         data = data["events"]

@@ -88,6 +88,8 @@ def test_no_good_event_is_400_with_reasons(client, publisher):
     (b"{not json", 400, "body: not valid JSON"),
     (b"42", 400, "body: must be an event object"),
     (b"[]", 400, "events: empty"),
+    (b'{"event_name": "x", "value": NaN}', 400, "body: not valid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, 400, "body: not valid JSON"),
 ])
 def test_malformed_bodies(client, body, status, error):
     response = client.post("/", data=body, content_type="application/json")
