@@ -10,7 +10,8 @@ replace these.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from functools import lru_cache
+from typing import Any, Mapping
 
 #: user_data fields (Meta keys) -> paths. Raw and already-hashed values mix freely: the
 #: normalizer passes a SHA-256 hex through and hashes anything else.
@@ -111,34 +112,91 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 MISSING = object()
 
 
-def walk(data: Any, path: str) -> Iterator[Any]:
+@lru_cache(maxsize=None)
+def _steps(path: str) -> tuple[tuple[str, bool], ...]:
+    """A path split once: (key, fans out over a list) per segment."""
+    return tuple((part[:-2], True) if part.endswith("[]") else (part, False)
+                 for part in path.split("."))
+
+
+def _is_map(node: Any) -> bool:
+    return type(node) is dict or isinstance(node, Mapping)
+
+
+def walk(data: Any, path: str) -> list[Any]:
     """Every non-empty value found at a dotted path; ``[]`` fans out over list elements."""
+    return _walk_steps(data, _steps(path))
+
+
+def _walk_steps(data: Any, steps: tuple[tuple[str, bool], ...]) -> list[Any]:
     nodes: list[Any] = [data]
-    for part in path.split("."):
-        fan_out = part.endswith("[]")
-        key = part[:-2] if fan_out else part
+    for key, fan_out in steps:
         found: list[Any] = []
         for node in nodes:
-            if isinstance(node, Mapping) and key in node:
+            if _is_map(node) and key in node:
                 value = node[key]
                 if fan_out:
                     found.extend(value if isinstance(value, list) else [value])
                 else:
                     found.append(value)
+        if not found:
+            return []
         nodes = found
-        if not nodes:
-            return
-    for node in nodes:
-        if node not in (None, "", [], {}):
-            yield node
+    return [node for node in nodes if node not in _EMPTY]
 
 
-def first(data: Any, paths: tuple[str, ...]) -> Any:
-    """The first non-empty value along the paths, or MISSING."""
-    for path in paths:
-        for value in walk(data, path):
-            return value
-    return MISSING
+_EMPTY: tuple[Any, ...] = (None, "", [], {})
+
+
+class Found:
+    """What one event holds for each field: values per matching path, in table order."""
+
+    __slots__ = ("_hits",)
+
+    def __init__(self, hits: dict[str, list[list[Any]]]):
+        self._hits = hits
+
+    def first(self, field: str) -> Any:
+        """The first non-empty value along the field's paths, or MISSING."""
+        hits = self._hits.get(field)
+        return hits[0][0] if hits else MISSING
+
+    def all(self, field: str) -> list[Any]:
+        """Every non-empty value along all the field's paths; list values are flattened."""
+        out: list[Any] = []
+        for values in self._hits.get(field, ()):
+            for value in values:
+                out.extend(value if isinstance(value, list) else [value])
+        return out
+
+
+class Extractor:
+    """An alias table compiled once: indexed by each path's first key, so reading an event
+    costs a dictionary probe per key the event has, not a walk per path in the table."""
+
+    def __init__(self, *tables: Mapping[str, tuple[str, ...]]):
+        self._index: dict[str, list[tuple[str, int, tuple[tuple[str, bool], ...]]]] = {}
+        for table in tables:
+            for field_name, paths in table.items():
+                for order, path in enumerate(paths):
+                    steps = _steps(path)
+                    self._index.setdefault(steps[0][0], []).append((field_name, order, steps))
+
+    def extract(self, data: Any) -> Found:
+        if not _is_map(data):
+            return Found({})
+        ordered: dict[str, list[tuple[int, list[Any]]]] = {}
+        for key in data:
+            for field_name, order, steps in self._index.get(key, ()):
+                values = _walk_steps(data, steps)
+                if values:
+                    ordered.setdefault(field_name, []).append((order, values))
+        hits = {}
+        for field_name, found in ordered.items():
+            if len(found) > 1:
+                found.sort(key=lambda hit: hit[0])
+            hits[field_name] = [values for _, values in found]
+        return Found(hits)
 
 
 def extend(base: Mapping[str, tuple[str, ...]],

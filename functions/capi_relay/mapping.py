@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, urlsplit
@@ -81,6 +82,11 @@ class MappingConfig:
     event_names: Mapping[str, str] = field(default_factory=lambda: EVENT_NAMES)
     default_country: str | None = None
     default_action_source: ActionSource = ActionSource.WEBSITE
+
+    @cached_property
+    def extractor(self) -> aliases.Extractor:
+        """The alias tables compiled once per configuration."""
+        return aliases.Extractor(self.user_fields, self.event_fields)
 
     @classmethod
     def from_settings(
@@ -264,7 +270,7 @@ def _contents(items: Any, dropped: list[str]) -> list[dict[str, Any]]:
     return contents
 
 
-def _custom_data(raw: Mapping[str, Any], fields: Mapping[str, tuple[str, ...]],
+def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
                  dropped: list[str]) -> dict[str, Any]:
     custom: dict[str, Any] = {}
     native = raw.get("custom_data")
@@ -275,7 +281,7 @@ def _custom_data(raw: Mapping[str, Any], fields: Mapping[str, tuple[str, ...]],
 
     for name in ("value", "currency", "order_id", "search_string", "status", "predicted_ltv",
                  "delivery_category"):
-        value = aliases.first(raw, fields[name])
+        value = found.first(name)
         if value is not aliases.MISSING:
             custom[name] = value
 
@@ -306,7 +312,7 @@ def _custom_data(raw: Mapping[str, Any], fields: Mapping[str, tuple[str, ...]],
         if name in custom and not isinstance(custom[name], str):
             custom[name] = str(custom[name])
 
-    items = aliases.first(raw, fields["items"])
+    items = found.first("items")
     if items is not aliases.MISSING and "contents" not in custom:
         custom.pop("items", None)
         contents = _contents(items, dropped)
@@ -334,12 +340,11 @@ def _custom_data(raw: Mapping[str, Any], fields: Mapping[str, tuple[str, ...]],
     return dict(sorted(custom.items()))
 
 
-def _user_data(raw: Mapping[str, Any], config: MappingConfig, event_time: int, url: str | None,
+def _user_data(found: aliases.Found, config: MappingConfig, event_time: int, url: str | None,
                dropped: list[str]) -> UserData:
-    fields = config.user_fields
     values: dict[str, Any] = {}
 
-    raw_countries = [v for v in _collect(raw, fields["country"])]
+    raw_countries = found.all("country")
     country = None
     for candidate in raw_countries:
         if isinstance(candidate, str) and len(candidate) != 64:
@@ -350,7 +355,7 @@ def _user_data(raw: Mapping[str, Any], config: MappingConfig, event_time: int, u
 
     for key in HASHED_KEYS:
         prepared: list[str] = []
-        for value in _collect(raw, fields[key]):
+        for value in found.all(key):
             out = prepare(key, value, country=country)
             if out is None:
                 dropped.append(f"user_data.{key}")
@@ -360,7 +365,7 @@ def _user_data(raw: Mapping[str, Any], config: MappingConfig, event_time: int, u
             values[key] = tuple(prepared)
 
     for key in NEVER_HASHED_KEYS:
-        for value in _collect(raw, fields[key]):
+        for value in found.all(key):
             out = prepare(key, value, country=country)
             if out is None:
                 dropped.append(f"user_data.{key}")
@@ -383,14 +388,6 @@ def _user_data(raw: Mapping[str, Any], config: MappingConfig, event_time: int, u
     return UserData(**values)
 
 
-def _collect(raw: Mapping[str, Any], paths: tuple[str, ...]) -> list[Any]:
-    out: list[Any] = []
-    for path in paths:
-        for value in aliases.walk(raw, path):
-            out.extend(value if isinstance(value, list) else [value])
-    return out
-
-
 def _text(value: Any) -> str | None:
     if value is aliases.MISSING or value is None:
         return None
@@ -400,8 +397,8 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _dpo(raw: Mapping[str, Any], fields: Mapping[str, tuple[str, ...]], reasons: list[str]):
-    options = aliases.first(raw, fields["data_processing_options"])
+def _dpo(found: aliases.Found, reasons: list[str]):
+    options = found.first("data_processing_options")
     if options is aliases.MISSING:
         return None, None, None
     if isinstance(options, str):
@@ -410,8 +407,8 @@ def _dpo(raw: Mapping[str, Any], fields: Mapping[str, tuple[str, ...]], reasons:
         reasons.append("data_processing_options: must be a list like [\"LDU\"] or []")
         return None, None, None
     country = state = None
-    raw_country = aliases.first(raw, fields["data_processing_options_country"])
-    raw_state = aliases.first(raw, fields["data_processing_options_state"])
+    raw_country = found.first("data_processing_options_country")
+    raw_state = found.first("data_processing_options_state")
     if raw_country is not aliases.MISSING:
         country = _as_int(raw_country)
         if country is None:
@@ -458,17 +455,17 @@ def to_capi_event(
     if not isinstance(raw, Mapping):
         return Mapped(None, ("event: must be a JSON object",))
     shape = detect_shape(raw)
-    fields = config.event_fields
+    found = config.extractor.extract(raw)
     reasons: list[str] = []
     dropped: list[str] = []
 
-    name = _text(aliases.first(raw, fields["event_name"]))
+    name = _text(found.first("event_name"))
     if name is None:
         reasons.append("event_name: missing")
     else:
         name = config.event_names.get(name, name)
 
-    raw_source = _text(aliases.first(raw, fields["action_source"]))
+    raw_source = _text(found.first("action_source"))
     try:
         action_source = ActionSource(raw_source.lower()) if raw_source else \
             config.default_action_source
@@ -476,7 +473,7 @@ def to_capi_event(
         reasons.append("action_source: must be one of " + ", ".join(a.value for a in ActionSource))
         action_source = config.default_action_source
 
-    raw_time = aliases.first(raw, fields["event_time"])
+    raw_time = found.first("event_time")
     if raw_time is aliases.MISSING:
         event_time = int(now)
     else:
@@ -490,11 +487,11 @@ def to_capi_event(
             if problem:
                 reasons.append(problem)
 
-    event_id = _text(aliases.first(raw, fields["event_id"])) or new_id()
-    url = _text(aliases.first(raw, fields["event_source_url"]))
-    referrer = _text(aliases.first(raw, fields["referrer_url"]))
-    user_data = _user_data(raw, config, event_time, url, dropped)
-    custom_data = _custom_data(raw, fields, dropped)
+    event_id = _text(found.first("event_id")) or new_id()
+    url = _text(found.first("event_source_url"))
+    referrer = _text(found.first("referrer_url"))
+    user_data = _user_data(found, config, event_time, url, dropped)
+    custom_data = _custom_data(raw, found, dropped)
 
     if action_source is ActionSource.WEBSITE:
         if not url:
@@ -507,9 +504,9 @@ def to_capi_event(
     if problem:
         reasons.append(problem)
 
-    dpo, dpo_country, dpo_state = _dpo(raw, fields, reasons)
-    opt_out = aliases.first(raw, fields["opt_out"])
-    client_id = _text(aliases.first(raw, fields["client_id"]))
+    dpo, dpo_country, dpo_state = _dpo(found, reasons)
+    opt_out = found.first("opt_out")
+    client_id = _text(found.first("client_id"))
     consent = {k: raw[k] for k in CONSENT_FIELDS if k in raw}
 
     dropped_names = tuple(dict.fromkeys(dropped))
