@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
 import json
+from functools import cache
+from pathlib import Path
 from typing import Any, Callable
 
-from . import log
+from . import collect, log
 from .errors import ConfigurationError, PublishFailed, RelayError
 from .service import MAX_EVENTS_PER_REQUEST, IngestService, ProcessService, RequestContext
 
 MAX_BODY_BYTES = 1_000_000
 JSON_HEADERS = {"Content-Type": "application/json"}
+TAG_FILE = Path(__file__).resolve().parent / "static" / "tag.js"
+#: a public script: any site may load it, caches may keep it for an hour
+TAG_HEADERS = {"Content-Type": "application/javascript; charset=utf-8",
+               "Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding",
+               "Access-Control-Allow-Origin": "*",
+               "Cross-Origin-Resource-Policy": "cross-origin"}
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None):
@@ -77,6 +87,10 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
         return "", 204, {**cors, "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
                          "Access-Control-Allow-Headers": "Content-Type",
                          "Access-Control-Max-Age": "3600"}
+    if path.endswith("/tag.js"):
+        return tag_script(request)
+    if path.endswith("/g/collect"):
+        return handle_collect(request, get_service, cors)
     if request.method == "GET" and path.endswith("/healthz"):
         ok = can_publish()
         return _json(200 if ok else 503, {"status": "ok" if ok else "cannot publish"})
@@ -111,6 +125,76 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
         body_out["event_ids"] = result.event_ids
         return _json(202, body_out, cors)
     return _json(400, body_out, cors)
+
+
+@cache
+def _tag_variants() -> dict[str, tuple[bytes, str]]:
+    """tag.js as served, plain and gzipped, each with its ETag; read once per instance."""
+    plain = TAG_FILE.read_bytes()
+    digest = hashlib.sha256(plain).hexdigest()[:20]
+    return {"identity": (plain, f'"{digest}"'),
+            "gzip": (gzip.compress(plain, compresslevel=9, mtime=0), f'"{digest}-gz"')}
+
+
+def _accepts_gzip(request) -> bool:
+    return any(part.split(";")[0].strip() == "gzip"
+               for part in request.headers.get("Accept-Encoding", "").split(","))
+
+
+def tag_script(request):
+    """GET /tag.js: the browser tag, cacheable, revalidated by ETag."""
+    if request.method not in ("GET", "HEAD"):
+        return "", 405, {"Allow": "GET, HEAD"}
+    encoding = "gzip" if _accepts_gzip(request) else "identity"
+    body, etag = _tag_variants()[encoding]
+    headers = {**TAG_HEADERS, "ETag": etag}
+    if encoding == "gzip":
+        headers["Content-Encoding"] = "gzip"
+    candidates = {tag.strip().removeprefix("W/")
+                  for tag in request.headers.get("If-None-Match", "").split(",")}
+    if etag in candidates or "*" in candidates:
+        return "", 304, headers
+    return body, 200, headers
+
+
+def handle_collect(request, get_service: Callable[[], IngestService], cors: dict[str, str]):
+    """GET|POST /g/collect: GA4 hits from gtag.js, answered as GA4 does (204, no body).
+
+    Bad input is the page's problem, never the page's failure: it is logged by field name and
+    still answered 2xx. Only a queue that cannot take the events answers 503 (no body).
+    """
+    headers = {**cors, "Cache-Control": "no-store"}
+    if request.method not in ("GET", "POST"):
+        return "", 405, {"Allow": "GET, POST, OPTIONS", **cors}
+    try:
+        body = b""
+        if request.method == "POST":
+            body = request.stream.read(MAX_BODY_BYTES + 1)
+            if len(body) > MAX_BODY_BYTES:
+                log.warning("collect hit ignored", component="ingest", fields=["body"],
+                            reason="larger than the limit")
+                return "", 204, headers
+        query = request.query_string.decode("utf-8", errors="replace")
+        hits = collect.parse_collect(query, body, max_events=MAX_EVENTS_PER_REQUEST)
+        if hits.problems:
+            log.warning("collect hit fields ignored", component="ingest",
+                        fields=list(hits.problems))
+        if not hits.events:
+            return "", 204, headers
+        result = get_service().ingest(list(hits.events), request_context(request))
+    except PublishFailed as exc:
+        log.error("publish failed", component="ingest", cause=str(exc))
+        return "", 503, {"Retry-After": "5", **headers}
+    except ConfigurationError as exc:
+        log.error("misconfigured", component="ingest", reason=str(exc))
+        return "", 503, headers
+    except Exception as exc:  # a GA4 endpoint never answers a page with a 500
+        log.error("collect hit failed", component="ingest", error_type=type(exc).__name__)
+        return "", 204, headers
+    if result.rejected:
+        log.warning("collect events rejected", component="ingest",
+                    reasons=sorted({e for r in result.rejected for e in r["errors"]}))
+    return "", 204, headers
 
 
 def handle_process(cloud_event, get_service: Callable[[], ProcessService]) -> None:

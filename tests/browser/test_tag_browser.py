@@ -1,0 +1,258 @@
+"""The browser tag end to end in headless Chromium: page -> tag -> ingest -> Pub/Sub -> Graph.
+
+A local page (its own HTTP server on 127.0.0.1, another port than the ingest, so every call
+is cross-origin) loads /tag.js from a local stack whose ALLOWED_ORIGINS lists the page. Meta's
+Pixel is a stub that records its calls. Nothing here reaches the internet.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from capi_relay.localstack import LocalStack, free_port
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = Path(__file__).resolve().parent / "page.html"
+ARTIFACTS = ROOT / "artifacts" / "browser"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+#: a site name under a multi-label public suffix, resolved to the page server by Chromium
+SHOP_HOST = "www.shop.example.co.uk"
+CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1000,900",
+                # every name but the test shop fails to resolve: nothing can leave the machine
+                f"--host-resolver-rules=MAP {SHOP_HOST} 127.0.0.1, MAP * ~NOTFOUND, "
+                "EXCLUDE 127.0.0.1")
+
+
+def _must_run() -> bool:
+    return bool(os.environ.get("CI") or os.environ.get("CAPI_RELAY_REQUIRE_EMULATORS"))
+
+
+def _unavailable(reason: str) -> None:
+    if _must_run():
+        pytest.fail(f"browser tests must run here: {reason}")
+    pytest.skip(reason)
+
+
+def require_browser() -> None:
+    """Chromium and its driver from Debian (installed on demand) and selenium."""
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        result = subprocess.run(["bash", str(ROOT / "tools" / "install_browser.sh")],
+                                capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            _unavailable("could not install chromium: " + result.stderr[-500:])
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        _unavailable("selenium is not installed (pip install -e '.[dev]')")
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class _PageHandler(http.server.BaseHTTPRequestHandler):
+    html = b""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path.split("?")[0] != "/":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(self.html)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(self.html)
+
+    def log_message(self, format, *args) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The local stack (allowing the page's origin) and the page server in front of it."""
+    from emulators import require_emulators
+
+    require_emulators()
+    require_browser()
+    page_port = free_port()
+    origin = f"http://127.0.0.1:{page_port}"
+    shop_origin = f"http://{SHOP_HOST}:{page_port}"
+    with LocalStack(log_dir=tmp_path_factory.mktemp("browser-stack-logs"),
+                    extra_env={"ALLOWED_ORIGINS": f"{origin},{shop_origin}"}) as stack:
+        handler = type("PageHandler", (_PageHandler,), {
+            "html": PAGE.read_text().replace("__INGEST__", stack.ingest_url).encode()})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", page_port), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield SimpleNamespace(stack=stack, origin=origin, shop_origin=shop_origin)
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    driver.set_script_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def accepted(stack, **match):
+    return [e for e in stack.standin.accepted
+            if all(e.get(k) == v for k, v in match.items())]
+
+
+def screenshot(driver, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    return path
+
+
+def test_tag_sets_cookies_and_dedups_a_purchase_with_the_pixel(site, browser):
+    stack, origin = site.stack, site.origin
+    started_ms = int(time.time() * 1000)
+    browser.get(f"{origin}/?fbclid=ABC")
+    wait_for(lambda: browser.execute_script("return !!(window.capiRelay && capiRelay.loaded)"),
+             10, "the tag to load")
+
+    fbc = browser.get_cookie("_fbc")["value"]
+    match = re.fullmatch(r"fb\.1\.(\d{13})\.ABC", fbc)
+    assert match and started_ms - 1000 <= int(match.group(1)) <= int(time.time() * 1000)
+    fbp = browser.get_cookie("_fbp")["value"]
+    assert re.fullmatch(r"fb\.1\.\d{13}\.\d{10}", fbp)
+
+    browser.find_element("id", "buy").click()
+    calls = wait_for(lambda: browser.execute_script("return window.fbqCalls"), 5, "fbq")
+    ((method, name, data, options),) = calls
+    assert (method, name) == ("track", "Purchase")
+    assert data["value"] == 9.99 and data["currency"] == "EUR"
+    assert data["content_ids"] == ["SKU-1"]
+    event_id = options["eventID"]
+    assert event_id == browser.execute_script("return window.lastEventId")
+
+    (sent,) = wait_for(lambda: accepted(stack, event_id=event_id), 30,
+                       "the Purchase at the Graph stand-in")
+    screenshot(browser, "tag-purchase.png")
+    assert sent["event_name"] == "Purchase"
+    assert sent["event_source_url"] == f"{origin}/?fbclid=ABC"
+    assert sent["custom_data"]["value"] == 9.99
+    user = sent["user_data"]
+    assert user["fbc"] == fbc and user["fbp"] == fbp
+    assert "HeadlessChrome" in user["client_user_agent"]
+    assert re.fullmatch(r"[0-9a-f]{64}", user["em"][0])  # hashed by the relay
+
+    # the same click again keeps the cookie as it is
+    browser.get(f"{origin}/?fbclid=ABC")
+    assert browser.get_cookie("_fbc")["value"] == fbc
+    assert browser.get_cookie("_fbp")["value"] == fbp
+
+
+def test_consent_denied_sends_nothing(site, browser):
+    stack, origin = site.stack, site.origin
+    browser.get(f"{origin}/")
+    wait_for(lambda: browser.execute_script("return !!window.capiRelay"), 10, "the tag")
+    browser.execute_script("capiRelay.consent({ad_storage: 'granted', ad_user_data: 'denied'})")
+    before = len(stack.standin.accepted)
+    browser.find_element("id", "buy").click()
+    assert browser.execute_script("return window.lastEventId") is None
+    time.sleep(4)  # a sent event reaches the stand-in in about a second
+    screenshot(browser, "tag-consent-denied.png")
+    assert browser.execute_script("return window.fbqCalls") == []
+    assert len(stack.standin.accepted) == before
+
+    browser.execute_script("capiRelay.consent({ad_user_data: 'granted'})")
+    browser.find_element("id", "buy").click()
+    event_id = browser.execute_script("return window.lastEventId")
+    (sent,) = wait_for(lambda: accepted(stack, event_id=event_id), 30, "the granted Purchase")
+    assert len(stack.standin.accepted) == before + 1
+
+
+def test_fetch_keepalive_when_there_is_no_beacon(site, browser):
+    stack, origin = site.stack, site.origin
+    browser.get(f"{origin}/?nobeacon=1")
+    wait_for(lambda: browser.execute_script("return !!window.capiRelay"), 10, "the tag")
+    assert browser.execute_script("return navigator.sendBeacon") is None
+    browser.find_element("id", "buy").click()
+    event_id = browser.execute_script("return window.lastEventId")
+    wait_for(lambda: accepted(stack, event_id=event_id), 30, "the Purchase sent by fetch")
+
+
+def test_collect_hits_work_cross_origin_with_credentials(site, browser):
+    """What gtag.js does with server_container_url pointing at the relay."""
+    stack, origin = site.stack, site.origin
+    browser.get(f"{origin}/")
+    location = f"{origin}/collect-check"
+    status = browser.execute_async_script("""
+        const [ingest, location, done] = arguments;
+        const shared = 'v=2&tid=G-TEST123&cid=111.222&gcs=G111&dl=' +
+            encodeURIComponent(location);
+        fetch(ingest + '/g/collect?' + shared, {
+            method: 'POST', credentials: 'include', mode: 'cors', keepalive: true,
+            body: 'en=view_item&pr1=idSKU-1~nmTrail%20shoe~pr9.99~qt1\\n' +
+                  'en=add_to_cart&epn.value=9.99&cu=EUR&pr1=idSKU-1~qt1'})
+          .then(r => done(r.status), e => done('blocked: ' + e));
+    """, stack.ingest_url, location)
+    assert status == 204  # readable only when CORS allowed this origin with credentials
+    sent = wait_for(lambda: accepted(stack, event_source_url=location), 30,
+                    "the collect hits at the stand-in", )
+    wait_for(lambda: len(accepted(stack, event_source_url=location)) == 2, 10, "both hits")
+    names = sorted(e["event_name"] for e in accepted(stack, event_source_url=location))
+    assert names == ["AddToCart", "ViewContent"] and sent
+
+
+def test_fbc_goes_on_the_registrable_domain_and_ids_work_outside_secure_contexts(site, browser):
+    """On www.shop.example.co.uk the cookie lands on example.co.uk (co.uk refuses it).
+
+    Plain http on a name is not a secure context: crypto.randomUUID is missing there, so the
+    event_id comes from the tag's fallback.
+    """
+    stack = site.stack
+    browser.get(f"{site.shop_origin}/?fbclid=XYZ")
+    wait_for(lambda: browser.execute_script("return !!window.capiRelay"), 10, "the tag")
+    assert browser.execute_script("return window.isSecureContext") is False
+    fbc = browser.get_cookie("_fbc")
+    assert fbc["domain"] == ".example.co.uk" and fbc["value"].endswith(".XYZ")
+    assert browser.get_cookie("_capi_probe") is None
+    assert 89 * 86400 < fbc["expiry"] - time.time() <= 90 * 86400
+    browser.find_element("id", "buy").click()
+    event_id = browser.execute_script("return window.lastEventId")
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                        event_id)
+    (sent,) = wait_for(lambda: accepted(stack, event_id=event_id), 30, "the Purchase")
+    assert sent["user_data"]["fbc"] == fbc["value"]
