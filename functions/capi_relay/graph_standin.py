@@ -470,8 +470,8 @@ class GraphStandin:
         except Exception as exc:  # a stand-in bug must answer, not hang the client
             status, body = 500, {"error": {"message": f"stand-in error: {type(exc).__name__}",
                                            "code": 1, "is_transient": True}}
+        self._log_line(method, path, status, note)  # before answering: a reader sees it at once
         handler.send_json(status, body)
-        self._log_line(method, path, status, note)
 
     def _route(self, method: str, path: str, query: str, raw: bytes,
                handler: "_Handler") -> tuple[int, Any, dict[str, Any]]:
