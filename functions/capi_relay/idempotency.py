@@ -92,6 +92,12 @@ class Idempotency:
         self.ttl_seconds = ttl_seconds
 
     def claim(self, key: str, now: float, *, replay: bool = False) -> Decision:
+        # Most events are new: try the conditional create first, so the happy path is one
+        # write and no read.
+        fresh = decide_claim(None, now=now, lease_seconds=self.lease_seconds,
+                             ttl_seconds=self.ttl_seconds)
+        if self.backend.create(key, fresh.write):
+            return fresh
         for _ in range(3):  # lost races re-read; a third loss means someone else is busy
             found = self.backend.get(key)
             record, version = found if found else (None, None)
@@ -107,13 +113,11 @@ class Idempotency:
 
     def _finish(self, key: str, state: State, now: float, attempts: int,
                 **extra: Any) -> None:
-        record = {"state": state.value, "attempts": attempts, "updated_at": now,
-                  "expire_at": now + self.ttl_seconds, "lease_until": 0, **extra}
-        found = self.backend.get(key)
-        if found is None:
-            self.backend.create(key, record)
-        else:
-            self.backend.replace(key, record, found[1])
+        # The claim holder writes the outcome unconditionally: it did the work, and if its
+        # lease ran out meanwhile, the event was sent at worst twice with one event_id, which
+        # Meta deduplicates. One write, no read.
+        self.backend.put(key, {"state": state.value, "attempts": attempts, "updated_at": now,
+                               "expire_at": now + self.ttl_seconds, "lease_until": 0, **extra})
 
     def mark_sent(self, key: str, now: float, attempts: int, fbtrace_id: str | None = None) -> None:
         self._finish(key, State.SENT, now, attempts, fbtrace_id=fbtrace_id)
@@ -148,3 +152,7 @@ class MemoryBackend:
             return False
         self.records[key] = (dict(record), version + 1)
         return True
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        found = self.records.get(key)
+        self.records[key] = (dict(record), found[1] + 1 if found else 1)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 from .graph_errors import GraphOutcome
+
+if TYPE_CHECKING:
+    from .profiles import Write
 
 
 class Clock(Protocol):
@@ -43,11 +46,22 @@ class IdempotencyBackend(Protocol):
         """Writes only if unchanged since ``version``; False otherwise."""
         ...
 
-
-class ProfileStore(Protocol):
-    def find(self, keys: Mapping[str, str]) -> dict[str, Any] | None:
-        """The first profile linked to any of the lookup keys (external_id, client_id, fbp)."""
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        """Writes unconditionally (the claim holder recording an outcome)."""
         ...
 
-    def remember(self, external_id: str, match_keys: Mapping[str, list[str]],
-                 links: Mapping[str, str], now: float) -> None: ...
+
+class ProfileStore(Protocol):
+    """Profile and link documents; ``profiles`` decides their ids and content, this only I/O."""
+
+    def fetch(self, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The documents that exist among ``doc_ids``, by id, read in ONE round trip.
+
+        Raises StoreUnavailable.
+        """
+        ...
+
+    def save(self, writes: Sequence[Write]) -> int:
+        """Applies the writes in batches of at most 500; returns how many. Raises
+        StoreUnavailable."""
+        ...

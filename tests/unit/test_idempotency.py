@@ -100,3 +100,25 @@ def test_replay_reclaims_a_failed_event_with_fresh_attempts():
     sent = {"state": "sent", "attempts": 1, "expire_at": NOW + 10}
     assert decide_claim(sent, now=NOW, lease_seconds=60, ttl_seconds=3600,
                         replay=True).claim is Claim.ALREADY_SENT
+
+
+def test_happy_path_is_one_create_and_one_put_no_reads():
+    calls = []
+
+    class Counting(MemoryBackend):
+        def get(self, key):
+            calls.append("get")
+            return super().get(key)
+
+        def create(self, key, record):
+            calls.append("create")
+            return super().create(key, record)
+
+        def put(self, key, record):
+            calls.append("put")
+            super().put(key, record)
+
+    store = Idempotency(Counting(), lease_seconds=60, ttl_seconds=3600)
+    decision = store.claim("k", NOW)
+    store.mark_sent("k", NOW + 1, decision.attempts)
+    assert calls == ["create", "put"]
