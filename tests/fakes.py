@@ -71,3 +71,51 @@ def graph_error(code: int, subcode: int | None = None, *, status: int = 400,
     if subcode is not None:
         error["error_subcode"] = subcode
     return status, {"error": error}
+
+
+class MemoryProfileStore:
+    """A ProfileStore in a dict, counting round trips; ``fail_reads``/``fail_writes`` simulate
+    an unreachable Firestore."""
+
+    def __init__(self, docs: Mapping[str, dict[str, Any]] | None = None):
+        self.docs: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (docs or {}).items()}
+        self.reads = 0         # round trips (fetch calls)
+        self.read_ids: list[tuple[str, ...]] = []
+        self.commits = 0       # batches written
+        self.fail_reads = False
+        self.fail_writes = False
+
+    def fetch(self, doc_ids):
+        from capi_relay.errors import StoreUnavailable
+
+        if self.fail_reads:
+            raise StoreUnavailable("fake profile store is down")
+        self.reads += 1
+        self.read_ids.append(tuple(doc_ids))
+        return {i: _deep_copy(self.docs[i]) for i in doc_ids if i in self.docs}
+
+    def save(self, writes) -> int:
+        from capi_relay.errors import StoreUnavailable
+
+        if self.fail_writes:
+            raise StoreUnavailable("fake profile store is down")
+        for start in range(0, len(writes), 500):
+            self.commits += 1
+            for write in writes[start:start + 500]:
+                data = _deep_copy(dict(write.data))
+                if write.merge and write.doc_id in self.docs:
+                    merged = self.docs[write.doc_id]
+                    for key, value in data.items():  # Firestore merges maps field by field
+                        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                            merged[key] = {**merged[key], **value}
+                        else:
+                            merged[key] = value
+                else:
+                    self.docs[write.doc_id] = data
+        return len(writes)
+
+
+def _deep_copy(value):
+    import copy
+
+    return copy.deepcopy(value)

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .replay import register as register_replay
 
     register_replay(sub)
+    from .profiles_import import register as register_profiles
+
+    register_profiles(sub)
     return parser
 
 

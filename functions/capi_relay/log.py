@@ -18,6 +18,8 @@ SAFE_KEYS = frozenset({
     "dead_lettered", "skipped", "released", "retry_after", "duration_ms", "message_id",
     "pixel_id", "topic", "status", "cause", "consent", "enriched_keys", "count", "port", "url",
     "error_type", "delivery_attempt", "match_keys", "policy",
+    # enrichment: names of keys and kinds of documents, never a value or a document id
+    "matched_by", "remembered",
 })
 
 _stream: TextIO | None = None

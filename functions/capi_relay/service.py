@@ -239,14 +239,23 @@ class ProcessService:
             log.info("not sent: consent", component="process", event_name=queued.event.event_name,
                      event_id=queued.event.event_id, consent=decision.reason)
             return None
-        event = self.enrich(queued, now) if self.enrich else queued.event
+        event = queued.event
+        problem = event_time_problem(event.event_time, event.action_source, now)
+        if self.enrich is not None:
+            # Profiles are read and written back only for an event that will be sent with its
+            # user data: not when consent strips it, not when it is dead-lettered as too old.
+            if decision.action is consent_rules.Action.SEND and problem is None:
+                event = self.enrich(queued, now)
+            finish = getattr(self.enrich, "finish", None)  # a plain callable has no rules
+            if finish is not None:
+                # regional rules read the (hashed) country, so they run before stripping
+                event = finish(event)
         if decision.action is consent_rules.Action.STRIP_USER_DATA:
             kept = {k: v for k, v in event.user_data.to_wire().items()
                     if k not in consent_rules.STRIPPED_KEYS}
             event = replace(event, user_data=UserData.from_wire(kept))
         item = _Item(queued, event, event_key(self.policy.pixel_id, event.event_name,
                                               event.event_id))
-        problem = event_time_problem(event.event_time, event.action_source, now)
         if problem:
             item.outcome, item.reason = "dead", "too_old"
         return item

@@ -73,3 +73,61 @@ class FirestoreIdempotencyBackend:
         except exceptions.GoogleAPICallError as exc:
             raise StoreUnavailable(f"idempotency update failed: {type(exc).__name__}") from exc
         return True
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self._doc(key).set(_to_store(record))
+        except exceptions.GoogleAPICallError as exc:
+            raise StoreUnavailable(f"idempotency write failed: {type(exc).__name__}") from exc
+
+
+class FirestoreProfileStore:
+    """Profile and link documents in one collection: one ``get_all`` per lookup, batched writes."""
+
+    #: Firestore's limit on writes in one batch
+    MAX_BATCH = 500
+
+    def __init__(self, project: str, collection: str, *, client=None, timeout: float = 5.0):
+        self.project = project
+        self.collection = collection
+        self.timeout = timeout  # the hot path must not hang on a slow Firestore
+        self._db = client
+
+    def _collection(self):
+        if self._db is None:
+            self._db = _client(self.project)
+        return self._db.collection(self.collection)
+
+    def fetch(self, doc_ids):
+        from google.api_core import exceptions
+
+        if not doc_ids:
+            return {}
+        collection = self._collection()
+        refs = [collection.document(doc_id) for doc_id in doc_ids]
+        try:
+            snapshots = list(self._db.get_all(refs, timeout=self.timeout))
+        except exceptions.GoogleAPIError as exc:
+            raise StoreUnavailable(f"profile read failed: {type(exc).__name__}") from exc
+        return {s.id: _from_store(s.to_dict()) for s in snapshots if s.exists}
+
+    def save(self, writes) -> int:
+        from google.api_core import exceptions
+
+        collection = self._collection()
+        done = 0
+        for start in range(0, len(writes), self.MAX_BATCH):
+            batch = self._db.batch()
+            chunk = writes[start:start + self.MAX_BATCH]
+            for write in chunk:
+                batch.set(collection.document(write.doc_id), _to_store(dict(write.data)),
+                          merge=write.merge)
+            try:
+                batch.commit(timeout=self.timeout)
+            except exceptions.GoogleAPIError as exc:
+                raise StoreUnavailable(f"profile write failed after {done} document(s): "
+                                       f"{type(exc).__name__}") from exc
+            done += len(chunk)
+        return done
