@@ -36,3 +36,30 @@ resource "google_firestore_field" "idempotency_ttl" {
 
   depends_on = [google_firestore_database.default, google_project_service.enabled]
 }
+
+# Browser links in the profiles collection (link_cid_*, link_fbp_*) carry expire_at; profile
+# documents themselves do not, so only links expire.
+resource "google_firestore_field" "profile_links_ttl" {
+  project    = var.project_id
+  database   = "(default)"
+  collection = var.profiles_collection
+  field      = "expire_at"
+
+  ttl_config {}
+  index_config {}
+
+  depends_on = [google_firestore_database.default, google_project_service.enabled]
+}
+
+# Profiles are only read by document id: the hashed match keys need no index, and indexing
+# them would cost a write per value.
+resource "google_firestore_field" "profile_keys_unindexed" {
+  project    = var.project_id
+  database   = "(default)"
+  collection = var.profiles_collection
+  field      = "keys"
+
+  index_config {}
+
+  depends_on = [google_firestore_database.default, google_project_service.enabled]
+}

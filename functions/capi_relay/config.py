@@ -91,7 +91,8 @@ class Settings:
             raise ConfigurationError(
                 "META_TOKEN_SECRET: must be a secret version resource name "
                 "(projects/P/secrets/S/versions/V)")
-        redact = {str(k).lower(): tuple(v) for k, v in as_json("REDACT_FIELDS").items()}
+        redact = {str(k).lower(): (v,) if isinstance(v, str) else tuple(v)
+                  for k, v in as_json("REDACT_FIELDS").items()}
         return cls(
             project=get("GOOGLE_CLOUD_PROJECT"),
             topic=get("PUBSUB_TOPIC"),

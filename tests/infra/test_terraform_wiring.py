@@ -332,6 +332,14 @@ def test_idempotency_ttl_on_expire_at(tf):
     assert tf.variables["idempotency_collection"]["default"] == "capi_relay_idempotency"
 
 
+def test_profile_links_expire_and_keys_are_not_indexed(tf):
+    links = tf.resource("google_firestore_field", "profile_links_ttl")
+    assert ref(links["collection"]) == "var.profiles_collection"
+    assert links["field"] == "expire_at" and "ttl_config" in links
+    keys = tf.resource("google_firestore_field", "profile_keys_unindexed")
+    assert keys["field"] == "keys" and "ttl_config" not in keys and "index_config" in keys
+
+
 def test_token_secret_is_a_container_only(tf):
     tf.resource("google_secret_manager_secret", "meta_token")
     assert "google_secret_manager_secret_version" not in tf.resources, \
@@ -379,8 +387,8 @@ MUTATIONS = [
     ("iam.tf", "name     = google_cloudfunctions2_function.process.name",
      "name     = google_cloudfunctions2_function.ingest.name",
      "test_push_invoker_may_only_invoke_processor"),
-    ("firestore.tf", 'field      = "expire_at"', 'field      = "expires"',
-     "test_idempotency_ttl_on_expire_at"),
+    ("firestore.tf", 'var.idempotency_collection\n  field      = "expire_at"',
+     'var.idempotency_collection\n  field      = "expires"', "test_idempotency_ttl_on_expire_at"),
     ("functions.tf", 'name         = "source-${data.archive_file.functions.output_md5}.zip"',
      'name         = "source.zip"', "test_both_functions_are_gen2_from_one_hashed_archive"),
     ("variables.tf", '  type        = bool\n  description = "Create the (default)',
