@@ -10,8 +10,9 @@ replace these.
 
 from __future__ import annotations
 
+from collections.abc import KeysView, Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 #: user_data fields (Meta keys) -> paths. Raw and already-hashed values mix freely: the
 #: normalizer passes a SHA-256 hex through and hashes anything else.
@@ -153,50 +154,157 @@ class Found:
 
     __slots__ = ("_hits",)
 
-    def __init__(self, hits: dict[str, list[list[Any]]]):
-        self._hits = hits
+    def __init__(self, hits: dict[str, list[tuple[int, list[Any]]]]):
+        self._hits = hits  # field -> (path order, non-empty values) per matching path, sorted
+
+    def __contains__(self, field: str) -> bool:
+        """True when some path of ``field`` holds a non-empty value."""
+        return field in self._hits
+
+    def fields(self) -> KeysView[str]:
+        """The fields with a value: ``field in found.fields()`` is a plain dictionary probe,
+        cheaper than ``field in found`` in a loop over many fields."""
+        return self._hits.keys()
 
     def first(self, field: str) -> Any:
         """The first non-empty value along the field's paths, or MISSING."""
         hits = self._hits.get(field)
-        return hits[0][0] if hits else MISSING
+        return hits[0][1][0] if hits else MISSING
 
     def all(self, field: str) -> list[Any]:
         """Every non-empty value along all the field's paths; list values are flattened."""
         out: list[Any] = []
-        for values in self._hits.get(field, ()):
+        for _, values in self._hits.get(field, ()):
             for value in values:
-                out.extend(value if isinstance(value, list) else [value])
+                if isinstance(value, list):
+                    out.extend(value)
+                else:
+                    out.append(value)
         return out
 
 
+class _Node:
+    """One step of the compiled alias table: a trie over path segments.
+
+    ``ends`` are the (field, order) pairs whose path ends here; ``children`` maps the next key
+    to its branches, one per fan-out flag (``a.b`` and ``a[].b`` may both exist). After
+    ``seal``, a key whose only branch ends paths without going deeper or fanning out (the
+    common one-segment alias, "email") moves to ``leaves`` (key -> ends), read with one
+    dictionary probe and no recursion; ``inner`` keeps the other keys.
+    """
+
+    __slots__ = ("ends", "children", "leaves", "inner")
+
+    def __init__(self) -> None:
+        self.ends: list[tuple[str, int]] = []
+        self.children: dict[str, list[tuple[bool, _Node]]] = {}
+        self.leaves: dict[str, tuple[tuple[str, int], ...]] = {}
+        self.inner: dict[str, list[tuple[bool, _Node]]] = {}
+
+    def child(self, key: str, fan_out: bool) -> "_Node":
+        branches = self.children.setdefault(key, [])
+        for flag, node in branches:
+            if flag == fan_out:
+                return node
+        node = _Node()
+        branches.append((fan_out, node))
+        return node
+
+    def seal(self) -> None:
+        for key, branches in self.children.items():
+            for _, node in branches:
+                node.seal()
+            (fan_out, node), *more = branches
+            if not more and not fan_out and not node.children:
+                self.leaves[key] = tuple(node.ends)
+            else:
+                self.inner[key] = branches
+
+
 class Extractor:
-    """An alias table compiled once: indexed by each path's first key, so reading an event
-    costs a dictionary probe per key the event has, not a walk per path in the table."""
+    """An alias table compiled once into a trie over path segments, so reading an event costs
+    a dictionary probe per key the event has, and paths that share a prefix
+    (``user_data.*``) read that prefix once, instead of one walk per path in the table."""
 
     def __init__(self, *tables: Mapping[str, tuple[str, ...]]):
-        self._index: dict[str, list[tuple[str, int, tuple[tuple[str, bool], ...]]]] = {}
+        self._root = _Node()
         for table in tables:
             for field_name, paths in table.items():
                 for order, path in enumerate(paths):
-                    steps = _steps(path)
-                    self._index.setdefault(steps[0][0], []).append((field_name, order, steps))
+                    node = self._root
+                    for key, fan_out in _steps(path):
+                        node = node.child(key, fan_out)
+                    node.ends.append((field_name, order))
+        self._root.seal()
 
     def extract(self, data: Any) -> Found:
         if not _is_map(data):
             return Found({})
         ordered: dict[str, list[tuple[int, list[Any]]]] = {}
-        for key in data:
-            for field_name, order, steps in self._index.get(key, ()):
-                values = _walk_steps(data, steps)
-                if values:
-                    ordered.setdefault(field_name, []).append((order, values))
-        hits = {}
-        for field_name, found in ordered.items():
+        _collect_map(data, self._root, ordered)
+        for found in ordered.values():
             if len(found) > 1:
-                found.sort(key=lambda hit: hit[0])
-            hits[field_name] = [values for _, values in found]
-        return Found(hits)
+                found.sort(key=_by_order)
+        return Found(ordered)
+
+
+def _by_order(hit: tuple[int, list[Any]]) -> int:
+    return hit[0]
+
+
+def _collect_map(node: Any, trie: _Node,
+                 ordered: dict[str, list[tuple[int, list[Any]]]]) -> None:
+    """``_collect`` below a single mapping: probes only the keys it has (the common case)."""
+    leaves, inner = trie.leaves, trie.inner
+    for key in node:
+        ends = leaves.get(key)
+        if ends is not None:
+            value = node[key]
+            if value not in _EMPTY:
+                for field_name, order in ends:
+                    hits = ordered.get(field_name)
+                    if hits is None:
+                        ordered[field_name] = [(order, [value])]
+                    else:
+                        hits.append((order, [value]))
+            continue
+        branches = inner.get(key)
+        if branches is None:
+            continue
+        value = node[key]
+        for fan_out, child in branches:
+            if fan_out:
+                _collect(value if isinstance(value, list) else [value], child, ordered)
+            else:
+                _collect([value], child, ordered)
+
+
+def _collect(nodes: list[Any], trie: _Node,
+             ordered: dict[str, list[tuple[int, list[Any]]]]) -> None:
+    """Records what every path through ``trie`` finds under ``nodes``; the same values, in the
+    same order, as ``_walk_steps`` gives for each path."""
+    if trie.ends:
+        values = [node for node in nodes if node not in _EMPTY]
+        if values:
+            for field_name, order in trie.ends:
+                ordered.setdefault(field_name, []).append((order, values))
+    if not trie.children:
+        return
+    if len(nodes) == 1 and _is_map(nodes[0]):
+        _collect_map(nodes[0], trie, ordered)
+        return
+    for key, branches in trie.children.items():
+        for fan_out, child in branches:
+            found: list[Any] = []
+            for node in nodes:
+                if _is_map(node) and key in node:
+                    value = node[key]
+                    if fan_out:
+                        found.extend(value if isinstance(value, list) else [value])
+                    else:
+                        found.append(value)
+            if found:
+                _collect(found, child, ordered)
 
 
 def extend(base: Mapping[str, tuple[str, ...]],

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 import math
+
+# collections.abc, not typing: isinstance() against typing.Mapping goes through typing's alias
+# machinery, several times slower for the same answer, and the mapper checks on every event.
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import cached_property
+from functools import cached_property, lru_cache
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import aliases
-from .model import HASHED_KEYS, NEVER_HASHED_KEYS, ActionSource, CapiEvent, UserData
+from .model import HASHED_KEYS, NEVER_HASHED_KEYS, ActionSource, CapiEvent, UserData, assemble
 from .normalize import normalize_country, prepare
 
 #: GA4 / gtag event names -> Meta standard events. Anything else passes through unchanged.
@@ -69,6 +73,14 @@ _ITEM_KEYS = {  # GA4 item field -> Meta contents field
     "item_brand": "brand", "brand": "brand", "item_category": "category",
     "category": "category",
 }
+_USER_DATA_KEYS = HASHED_KEYS + NEVER_HASHED_KEYS
+#: "user_data.<key>" per key, built once rather than per dropped value
+_DROPPED_NAMES = {key: f"user_data.{key}" for key in _USER_DATA_KEYS}
+_ACTION_SOURCES = {source.value: source for source in ActionSource}
+_ACTION_SOURCE_REASON = "action_source: must be one of " + ", ".join(a.value for a in ActionSource)
+_CUSTOM_FIELDS = ("value", "currency", "order_id", "search_string", "status", "predicted_ltv",
+                  "delivery_category")
+_CD_PREFIX = "x-fb-cd-"
 
 
 @dataclass(frozen=True)
@@ -131,13 +143,12 @@ class Mapped:
 
 def detect_shape(raw: Mapping[str, Any]) -> str:
     """'capi' for native Conversions API events, 'datalayer' for site pushes, else 'ga4'."""
-    user_data = raw.get("user_data")
-    if "custom_data" in raw or (
-        isinstance(user_data, Mapping)
-        and any(k in user_data for k in HASHED_KEYS + NEVER_HASHED_KEYS)
-        and "action_source" in raw
-    ):
+    if "custom_data" in raw:
         return "capi"
+    if "action_source" in raw:  # tested first: cheap, and most web events have none
+        user_data = raw.get("user_data")
+        if isinstance(user_data, Mapping) and any(k in user_data for k in _USER_DATA_KEYS):
+            return "capi"
     if "event_name" not in raw and "event" in raw:
         return "datalayer"
     return "ga4"
@@ -189,6 +200,13 @@ def _valid_fbp(fbp: str) -> bool:
 def fbclid_from_url(url: str | None) -> str | None:
     if not url or "fbclid=" not in url:
         return None
+    return _fbclid_in(url) if type(url) is str else _fbclid_in.__wrapped__(url)
+
+
+# Memoized: every event of a page view carries the same landing URL, and parsing its query
+# string costs more than the rest of the fbc logic. Pure, keyed by the URL text, bounded.
+@lru_cache(maxsize=256)
+def _fbclid_in(url: str) -> str | None:
     try:
         values = parse_qs(urlsplit(url).query).get("fbclid")
     except ValueError:
@@ -196,7 +214,12 @@ def fbclid_from_url(url: str | None) -> str | None:
     return values[0] if values and values[0] else None
 
 
+_EXACT_FLOAT_INT = 2**53  # every int up to this size converts to float and back unchanged
+
+
 def _as_number(value: Any) -> float | None:
+    if type(value) is float:  # the usual JSON number first
+        return value if math.isfinite(value) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -211,6 +234,8 @@ def _as_number(value: Any) -> float | None:
 
 
 def _as_int(value: Any) -> int | None:
+    if type(value) is int and -_EXACT_FLOAT_INT <= value <= _EXACT_FLOAT_INT:
+        return value  # what the float round trip below gives for an int it holds exactly
     number = _as_number(value)
     if number is None or number != int(number):
         return None
@@ -279,19 +304,20 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
     elif native is not None:
         dropped.append("custom_data")
 
-    for name in ("value", "currency", "order_id", "search_string", "status", "predicted_ltv",
-                 "delivery_category"):
-        value = found.first(name)
-        if value is not aliases.MISSING:
-            custom[name] = value
+    present = found.fields()
+    for name in _CUSTOM_FIELDS:
+        if name in present:
+            custom[name] = found.first(name)
 
     for key, value in raw.items():  # sGTM's x-fb-cd-* parameters
-        if isinstance(key, str) and key.startswith("x-fb-cd-") and value not in (None, ""):
-            custom.setdefault(key[len("x-fb-cd-"):], _maybe_json(value))
+        if isinstance(key, str) and key.startswith(_CD_PREFIX) and value not in (None, ""):
+            custom.setdefault(key[len(_CD_PREFIX):], _maybe_json(value))
     props = raw.get("custom_properties")
     if isinstance(props, Mapping):
         for key, value in props.items():
             custom.setdefault(str(key), value)
+    if not custom and "items" not in present:
+        return {}  # page views and the like: every step below would leave it empty
 
     for name in _NUMERIC_CUSTOM:
         if name in custom:
@@ -312,10 +338,9 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
         if name in custom and not isinstance(custom[name], str):
             custom[name] = str(custom[name])
 
-    items = found.first("items")
-    if items is not aliases.MISSING and "contents" not in custom:
+    if "items" in present and "contents" not in custom:
         custom.pop("items", None)
-        contents = _contents(items, dropped)
+        contents = _contents(found.first("items"), dropped)
         if contents:
             custom["contents"] = contents
             custom["content_ids"] = [c["id"] for c in contents]
@@ -341,34 +366,41 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
 
 
 def _user_data(found: aliases.Found, config: MappingConfig, event_time: int, url: str | None,
-               dropped: list[str]) -> UserData:
+               dropped: list[str]) -> tuple[UserData, Set[str]]:
+    """The event's UserData, and the names of its keys that carry a value."""
     values: dict[str, Any] = {}
+    present = found.fields()
 
-    raw_countries = found.all("country")
     country = None
-    for candidate in raw_countries:
-        if isinstance(candidate, str) and len(candidate) != 64:
-            country = normalize_country(candidate)
-            if country:
-                break
+    if "country" in present:
+        for candidate in found.all("country"):
+            if isinstance(candidate, str) and len(candidate) != 64:
+                country = normalize_country(candidate)
+                if country:
+                    break
     country = country or config.default_country
 
+    # Only the keys the event has: a membership test is cheaper than an empty ``all()``.
     for key in HASHED_KEYS:
+        if key not in present:
+            continue
         prepared: list[str] = []
         for value in found.all(key):
             out = prepare(key, value, country=country)
             if out is None:
-                dropped.append(f"user_data.{key}")
+                dropped.append(_DROPPED_NAMES[key])
             elif out not in prepared:
                 prepared.append(out)
         if prepared:
             values[key] = tuple(prepared)
 
     for key in NEVER_HASHED_KEYS:
+        if key not in present:
+            continue
         for value in found.all(key):
             out = prepare(key, value, country=country)
             if out is None:
-                dropped.append(f"user_data.{key}")
+                dropped.append(_DROPPED_NAMES[key])
                 continue
             values[key] = out
             break
@@ -385,10 +417,12 @@ def _user_data(found: aliases.Found, config: MappingConfig, event_time: int, url
     if fbp and not _valid_fbp(fbp):
         dropped.append("user_data.fbp")
         del values["fbp"]
-    return UserData(**values)
+    return UserData._of(values), values.keys()  # every value kept here is non-empty
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:  # the usual case, without the generic checks below
+        return value.strip() or None
     if value is aliases.MISSING or value is None:
         return None
     if isinstance(value, (str, int)) and not isinstance(value, bool):
@@ -433,15 +467,22 @@ def event_time_problem(event_time: int, action_source: ActionSource, now: float)
 
 def match_keys_problem(user_data: UserData) -> str | None:
     """Why Meta would find these match keys insufficient, or None when they suffice."""
-    present = set(user_data.present_keys())
-    if present & STRONG_KEYS:
+    return _match_keys_problem(set(user_data.present_keys()))
+
+
+_LOCATION_KEYS = frozenset({"ct", "st", "zp", "db"})
+_INSUFFICIENT_KEYS = ("user_data: insufficient customer information (add em, ph, external_id, "
+                      "fbp, fbc, or client_ip_address with client_user_agent)")
+
+
+def _match_keys_problem(present: Set[str]) -> str | None:
+    if not present.isdisjoint(STRONG_KEYS):
         return None
-    if {"client_ip_address", "client_user_agent"} <= present:
+    if "client_ip_address" in present and "client_user_agent" in present:
         return None
-    if {"fn", "ln"} <= present and present & {"ct", "st", "zp", "db"}:
+    if "fn" in present and "ln" in present and not present.isdisjoint(_LOCATION_KEYS):
         return None
-    return "user_data: insufficient customer information (add em, ph, external_id, fbp, fbc, " \
-           "or client_ip_address with client_user_agent)"
+    return _INSUFFICIENT_KEYS
 
 
 def to_capi_event(
@@ -466,11 +507,12 @@ def to_capi_event(
         name = config.event_names.get(name, name)
 
     raw_source = _text(found.first("action_source"))
-    try:
-        action_source = ActionSource(raw_source.lower()) if raw_source else \
-            config.default_action_source
-    except ValueError:
-        reasons.append("action_source: must be one of " + ", ".join(a.value for a in ActionSource))
+    if raw_source:
+        action_source = _ACTION_SOURCES.get(raw_source.lower())  # = ActionSource(...), cheaper
+        if action_source is None:
+            reasons.append(_ACTION_SOURCE_REASON)
+            action_source = config.default_action_source
+    else:
         action_source = config.default_action_source
 
     raw_time = found.first("event_time")
@@ -490,7 +532,7 @@ def to_capi_event(
     event_id = _text(found.first("event_id")) or new_id()
     url = _text(found.first("event_source_url"))
     referrer = _text(found.first("referrer_url"))
-    user_data = _user_data(found, config, event_time, url, dropped)
+    user_data, present = _user_data(found, config, event_time, url, dropped)
     custom_data = _custom_data(raw, found, dropped)
 
     if action_source is ActionSource.WEBSITE:
@@ -500,7 +542,7 @@ def to_capi_event(
             reasons.append("client_user_agent: required for website events")
     if name == "Purchase" and ("currency" not in custom_data or "value" not in custom_data):
         reasons.append("custom_data: Purchase needs value and currency")
-    problem = match_keys_problem(user_data)
+    problem = _match_keys_problem(present)
     if problem:
         reasons.append(problem)
 
@@ -509,22 +551,25 @@ def to_capi_event(
     client_id = _text(found.first("client_id"))
     consent = {k: raw[k] for k in CONSENT_FIELDS if k in raw}
 
-    dropped_names = tuple(dict.fromkeys(dropped))
+    dropped_names = tuple(dict.fromkeys(dropped)) if dropped else ()
     if reasons:
         return Mapped(None, tuple(dict.fromkeys(reasons)), dropped_names, shape, client_id,
                       consent)
-    event = CapiEvent(
-        event_name=name,
-        event_time=event_time,
-        event_id=event_id,
-        action_source=action_source,
-        user_data=user_data,
-        custom_data=custom_data,
-        event_source_url=url,
-        referrer_url=referrer,
-        opt_out=opt_out if isinstance(opt_out, bool) else None,
-        data_processing_options=dpo,
-        data_processing_options_country=dpo_country,
-        data_processing_options_state=dpo_state,
-    )
-    return Mapped(event, (), dropped_names, shape, client_id, consent)
+    # assemble() = the dataclass constructors with every field given, without their per-field
+    # frozen-dataclass setattr cost; keys in field order.
+    event = assemble(CapiEvent, {
+        "event_name": name,
+        "event_time": event_time,
+        "event_id": event_id,
+        "action_source": action_source,
+        "user_data": user_data,
+        "custom_data": custom_data,
+        "event_source_url": url,
+        "referrer_url": referrer,
+        "opt_out": opt_out if isinstance(opt_out, bool) else None,
+        "data_processing_options": dpo,
+        "data_processing_options_country": dpo_country,
+        "data_processing_options_state": dpo_state,
+    })
+    return assemble(Mapped, {"event": event, "reasons": (), "dropped": dropped_names,
+                             "shape": shape, "client_id": client_id, "consent": consent})

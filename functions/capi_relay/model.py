@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class ActionSource(str, Enum):
@@ -36,6 +38,20 @@ NEVER_HASHED_KEYS: tuple[str, ...] = (
 
 #: keys whose values identify a person: never logged, never sent unhashed.
 PERSONAL_KEYS: frozenset[str] = frozenset(HASHED_KEYS) - {"external_id", "country"}
+
+
+def assemble(cls: type[_T], state: dict[str, Any]) -> _T:
+    """An instance of the frozen dataclass ``cls`` whose ``__dict__`` is ``state``.
+
+    For hot paths only: ``state`` must hold every field of ``cls``, in field order, with
+    values the constructor would accept (there is no __post_init__ here to skip). The
+    generated __init__ of a frozen dataclass pays an ``object.__setattr__`` call per field;
+    installing the dict at once is 3-6x cheaper and the instance is the same in every way
+    (equality, hash, repr, immutability).
+    """
+    self = object.__new__(cls)
+    object.__setattr__(self, "__dict__", state)
+    return self
 
 
 @dataclass(frozen=True, repr=False)
@@ -70,15 +86,30 @@ class UserData:
 
     def present_keys(self) -> tuple[str, ...]:
         """Names of the match keys that carry a value, in wire order."""
-        return tuple(f.name for f in fields(self) if getattr(self, f.name))
+        values = self.__dict__  # the fields, read without a getattr per name
+        return tuple(name for name in _USER_DATA_FIELDS if values[name])
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        values = self.__dict__
+        for name in _USER_DATA_FIELDS:
+            value = values[name]
             if value:
-                out[f.name] = list(value) if isinstance(value, tuple) else value
+                out[name] = list(value) if isinstance(value, tuple) else value
         return out
+
+    @classmethod
+    def _of(cls, values: dict[str, Any]) -> "UserData":
+        """``UserData(**values)`` for trusted field names and values, ~5x faster.
+
+        The generated __init__ of a frozen dataclass sets each of the 25 fields through
+        ``object.__setattr__``; this installs the whole ``__dict__`` at once (defaults first,
+        so the order is the field order) and gives an instance equal in every way. Used on
+        the mapper's hot path, where ``values`` comes from ``prepare``.
+        """
+        state = _USER_DATA_DEFAULTS.copy()
+        state.update(values)
+        return assemble(cls, state)
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> "UserData":
@@ -95,6 +126,11 @@ class UserData:
 
     def __repr__(self) -> str:  # names only: values identify a person
         return f"UserData(keys={list(self.present_keys())})"
+
+
+#: field names in declaration (= wire) order, computed once: ``dataclasses.fields()`` is slow.
+_USER_DATA_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(UserData))
+_USER_DATA_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(UserData)}
 
 
 @dataclass(frozen=True, repr=False)

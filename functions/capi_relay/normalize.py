@@ -20,7 +20,7 @@ import hashlib
 import ipaddress
 import re
 import unicodedata
-from typing import Callable
+from typing import Any, Callable
 
 from .model import HASHED_KEYS, NEVER_HASHED_KEYS
 from .regions import COUNTRY_ALIASES, ISO_ALPHA2, STATE_CODES, STATE_NAMES
@@ -69,6 +69,9 @@ def is_parameter_builder_value(value: str) -> bool:
 
 def _as_text(value: object) -> str | None:
     """The value as NFC text, trimmed; None for None, booleans, containers and blanks."""
+    if type(value) is str:  # the usual case first; ASCII text is already NFC
+        text = value.strip() if value.isascii() else unicodedata.normalize("NFC", value).strip()
+        return text or None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -123,11 +126,13 @@ def _normalize_email(value: object) -> str | None:
     kept. Gmail dots and "+tags" are kept: Meta's rule does not strip them.
     """
     text = _lower(value)
-    if not text or any(ch.isspace() for ch in text) or text.count("@") != 1:
+    # split() breaks on exactly the characters isspace() matches; the text is trimmed, so it
+    # has whitespace inside iff it splits in more than one part.
+    if not text or len(text.split()) != 1 or text.count("@") != 1:
         return None
     local, domain = text.split("@")
     labels = domain.split(".")
-    if not local or len(labels) < 2 or not all(labels):
+    if not local or len(labels) < 2 or "" in labels:
         return None
     return text
 
@@ -148,6 +153,9 @@ def _normalize_phone(value: object, country: str | None) -> str | None:
          calls *possible* (right length for the country); failing that, None.
     The output is the E.164 form minus "+": e.g. "(650)555-1212" with country "us" ->
     "16505551212". Stricter than Meta's SDK, which keeps any 7+ digit string it can match.
+
+    Plain inputs (ASCII digits and `` ().-``) take a shortcut that gives the same answer
+    without ``phonenumbers.parse`` (see ``_PhonePlans``); anything else takes the general path.
     """
     text = _as_text(value)
     if not text:
@@ -158,10 +166,21 @@ def _normalize_phone(value: object, country: str | None) -> str | None:
         text = "+" + text[2:]
     attempts: list[tuple[str, str | None]] = []
     if text.startswith("+"):
+        quick = _phone_plans().international(text)
+        if quick is not _UNDECIDED:
+            return quick
         attempts.append((text, None))
     else:
         code = _alpha2(country)
         digits_first = text.lstrip("0 ")
+        if code:
+            quick = _phone_plans().national(text, code.upper())
+            if quick is not _UNDECIDED:
+                return quick
+        elif digits_first:  # the "+" reading is the only attempt
+            quick = _phone_plans().international("+" + digits_first)
+            if quick is not _UNDECIDED:
+                return quick
         if digits_first:
             attempts.append(("+" + digits_first, None))
         if code:
@@ -175,6 +194,13 @@ def _normalize_phone(value: object, country: str | None) -> str | None:
                 attempts.append(national)
             else:
                 attempts.insert(0, national)
+    return _first_valid_or_possible(attempts)
+
+
+def _first_valid_or_possible(attempts: list[tuple[str, str | None]]) -> str | None:
+    """Step 4 of ``_normalize_phone``: the general path, through ``phonenumbers.parse``."""
+    import phonenumbers
+
     chosen = None
     for raw, region in attempts:
         try:
@@ -190,6 +216,153 @@ def _normalize_phone(value: object, country: str | None) -> str | None:
         return None
     e164 = phonenumbers.format_number(chosen, phonenumbers.PhoneNumberFormat.E164)
     return e164.lstrip("+") or None
+
+
+#: "the shortcut cannot tell; take the general path"
+_UNDECIDED = object()
+#: What a plain phone may hold besides ASCII digits, after an optional leading "+".
+_PLAIN_PHONE_RE = re.compile(r"[0-9 ().-]*[0-9]")
+_PHONE_SEPARATORS = str.maketrans("", "", " ().-")
+
+
+class _PhonePlans:
+    """``phonenumbers.parse`` for plain inputs, in a few dictionary and regex steps.
+
+    ``parse`` spends most of its ~25 µs on generic text handling (RFC 3966 ``tel:`` URIs,
+    extensions, vanity letters, non-ASCII digits); a number from a form or sGTM is usually
+    ASCII digits with spaces, dashes, dots or parentheses. For those the text handling
+    reduces to "keep the digits", and these methods replay the rest of ``parse`` for them
+    step by step (same order, same library data; see the comments), then apply the library's
+    own ``is_possible_number``/``is_valid_number``. Any case they do not cover returns
+    ``_UNDECIDED`` and the caller runs the general path. tests/unit/test_normalize.py checks
+    both paths agree on the conformance rows and on thousands of generated numbers.
+    """
+
+    def __init__(self) -> None:
+        import phonenumbers
+        from phonenumbers import phonenumberutil as util
+
+        self.lib = phonenumbers
+        self.regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+        # Private helpers of parse(), used by the national shortcut only; if a future
+        # phonenumbers renames them, that shortcut turns itself off.
+        self.strip_prefix = getattr(util, "_maybe_strip_national_prefix_carrier_code", None)
+        self.test_length = getattr(util, "_test_number_length", None)
+        self.leading_zeros = getattr(util, "_set_italian_leading_zeros_for_phone_number", None)
+        results = getattr(util, "ValidationResult", None)
+        self.keep_stripped_unless = (results.TOO_SHORT, results.IS_POSSIBLE_LOCAL_ONLY,
+                                     results.INVALID_LENGTH) if results else ()
+        self.national_ok = None not in (self.strip_prefix, self.test_length, self.leading_zeros,
+                                        results)
+        self._by_code: dict[int, tuple[Any, Any]] = {}
+        self._by_region: dict[str, tuple[int, str, Any, Any] | None] = {}
+        self._main_region: dict[int, str] = {}
+
+    def _code_plan(self, code: int) -> tuple[Any, Any]:
+        """(metadata, national-prefix regex or None) for a calling code, as parse looks them up."""
+        plan = self._by_code.get(code)
+        if plan is None:
+            region = self.lib.region_code_for_country_code(code)
+            metadata = self.lib.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+            prefix = metadata.national_prefix_for_parsing if metadata is not None else None
+            plan = self._by_code[code] = (metadata, re.compile(prefix) if prefix else None)
+        return plan
+
+    def international(self, text: str) -> str | None | object:
+        """E.164 digits for "+<plain number>", None if phonenumbers rejects it, or _UNDECIDED.
+
+        Mirrors parse(text, None) + "valid or possible": strip the "+", keep the digits, take
+        the calling code (1-3 leading digits that are a known code, as _extract_country_code),
+        then the national-prefix step, which is a no-op when the prefix pattern does not match.
+        """
+        if len(text) > 250 or not _PLAIN_PHONE_RE.fullmatch(text, 1):
+            return _UNDECIDED
+        digits = text[1:].translate(_PHONE_SEPARATORS)
+        if len(digits) <= 2 or digits[0] == "0":  # parse raises here; let it say so
+            return _UNDECIDED
+        for size in (1, 2, 3):
+            code = int(digits[:size])
+            if code in self.regions:
+                break
+        else:
+            return _UNDECIDED
+        national = digits[size:]
+        if not 2 <= len(national) <= 17 or national[0] == "0":  # too short/long, Italian zero
+            return _UNDECIDED
+        metadata, prefix = self._code_plan(code)
+        if metadata is None or (prefix is not None and prefix.match(national)):
+            return _UNDECIDED  # parse would try stripping a national prefix
+        number = self.lib.PhoneNumber(country_code=code, national_number=int(national))
+        if self.lib.is_possible_number(number) or self.lib.is_valid_number(number):
+            return digits  # E.164 = calling code + national number, which is all the digits
+        return None
+
+    def national(self, text: str, region: str) -> str | None | object:
+        """E.164 digits when the national reading of a plain number is *valid*, else _UNDECIDED.
+
+        Only the valid case is decided here: it is attempt 1 of ``_normalize_phone`` (national
+        first) and wins outright. Mirrors parse(text, region): keep the digits; no
+        international prefix of the region and no leading calling code (else parse takes other
+        branches); strip the national prefix unless too little would be left; leading zeros.
+        """
+        if not self.national_ok or len(text) > 250 or not _PLAIN_PHONE_RE.fullmatch(text):
+            return _UNDECIDED
+        plan = self._region_plan(region)
+        if plan is None:
+            return _UNDECIDED
+        code, code_text, idd, metadata = plan
+        digits = text.translate(_PHONE_SEPARATORS)
+        if len(digits) < 3 or digits.startswith(code_text) or (idd and idd.match(digits)):
+            return _UNDECIDED
+        _, stripped, _ = self.strip_prefix(digits, metadata)
+        if self.test_length(stripped, metadata) not in self.keep_stripped_unless:
+            digits = stripped
+        if not digits or len(digits) > 17:
+            return _UNDECIDED
+        number = self.lib.PhoneNumber(country_code=code)
+        self.leading_zeros(digits, number)
+        number.national_number = int(digits)
+        if self._valid(number):
+            return code_text + digits  # the national significant number keeps leading zeros
+        return _UNDECIDED
+
+    def _valid(self, number: Any) -> bool:
+        """``phonenumbers.is_valid_number``, skipping a repeated check when it can.
+
+        For a calling code shared by several regions (1: US, CA, ...; 44: GB, GG, ...),
+        is_valid_number first looks for the number's region, trying them in the listed order:
+        a region without a leading-digits pattern is tried by matching the number's types
+        against it, and the type match then runs again in is_valid_number_for_region. When the
+        first region has no leading-digits pattern and the number is valid there, the search
+        stops at it, so is_valid_number_for_region(number, first) gives the same True alone.
+        """
+        lib = self.lib
+        main = self._main_region.get(number.country_code)
+        if main is None:
+            regions = self.regions[number.country_code]
+            metadata = lib.PhoneMetadata.metadata_for_region(regions[0], None)
+            shortcut = (len(regions) > 1 and metadata is not None
+                        and metadata.leading_digits is None)
+            main = self._main_region[number.country_code] = regions[0] if shortcut else ""
+        if main and lib.is_valid_number_for_region(number, main):
+            return True
+        return lib.is_valid_number(number)
+
+    def _region_plan(self, region: str) -> tuple[int, str, Any, Any] | None:
+        if region not in self._by_region:
+            plan = None
+            if region in self.lib.SUPPORTED_REGIONS:
+                metadata = self.lib.PhoneMetadata.metadata_for_region(region, None)
+                idd = metadata.international_prefix
+                plan = (metadata.country_code, str(metadata.country_code),
+                        re.compile(idd) if idd is not None else None, metadata)
+            self._by_region[region] = plan
+        return self._by_region[region]
+
+
+@functools.lru_cache(maxsize=None)
+def _phone_plans() -> _PhonePlans:
+    return _PhonePlans()
 
 
 def _normalize_name(value: object) -> str | None:
@@ -483,6 +656,13 @@ def normalize(key: str, value: object, *, country: str | None = None) -> str | N
     return _RULES[key](value, country)
 
 
+#: Entries of the ``prepare`` memo. Real traffic repeats values (countries, cities, names, user
+#: agents, IPs, a user's email on each event of a session); frequent ones stay in an LRU of this
+#: size, while a stream of one-off values cycles through it. Small on purpose: memory stays
+#: flat (a few hundred KB) and only values seen again soon are served from it.
+PREPARE_CACHE_SIZE = 1024
+
+
 def prepare(key: str, value: object, *, country: str | None = None) -> str | None:
     """Exactly what goes on the wire for ``user_data[key]``, or None to leave the key out.
 
@@ -493,17 +673,30 @@ def prepare(key: str, value: object, *, country: str | None = None) -> str | Non
       ...): the trimmed text, never hashed.
     - Any other key: KeyError.
     """
+    # Memoized for plain str values only: the result is a pure function of (key, value,
+    # country). Exact type checks keep unhashable values (lists, dicts) and values that hash
+    # alike but normalize differently (1, 1.0, True; str subclasses) out of the cache.
+    if type(value) is str and type(key) is str and (country is None or type(country) is str):
+        return _prepare_cached(key, value, country)
+    return _prepare(key, value, country)
+
+
+def _prepare(key: str, value: object, country: str | None) -> str | None:
     if key in _HASHED:
         text = _as_text(value)
         if text is not None:
-            if is_sha256(text):
+            # length gates: the regexes only match 64 characters, or 64 + "." + 2 or 8
+            if len(text) == 64 and is_sha256(text):
                 return text.lower()
-            if is_parameter_builder_value(text):
+            if len(text) in (67, 73) and is_parameter_builder_value(text):
                 return text
-        normalized = normalize(key, value, country=country)
+        normalized = _RULES[key](value, country)  # = normalize(), the key is known to be valid
         return sha256_hex(normalized) if normalized is not None else None
     if key == "client_ip_address":
         return normalize_ip(value)
     if key in _NEVER_HASHED:
         return _as_text(value)
     raise KeyError(key)
+
+
+_prepare_cached = functools.lru_cache(maxsize=PREPARE_CACHE_SIZE)(_prepare)

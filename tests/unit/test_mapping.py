@@ -242,3 +242,79 @@ def test_shapes_detected():
 
 def test_not_an_object_rejected():
     assert mapped(["x"]).reasons == ("event: must be a JSON object",)
+
+
+# --- speed tricks keep the answers -----------------------------------------------------------
+
+def _random_event(rng, paths):
+    """A nested event holding values at random alias paths: lists of mappings where a path
+    fans out (and now and then a single mapping instead), empty values and junk around."""
+    values = ["x", "", " ", 0, 1.5, None, [], {}, ["a", ["b"], ""], {"k": "v"}, True, "é"]
+    event = {}
+    for path in rng.sample(paths, rng.randint(1, 14)):
+        node = event
+        steps = path.split(".")
+        for step in steps[:-1]:
+            key = step.removesuffix("[]")
+            if step.endswith("[]"):
+                child = node.get(key)
+                if not isinstance(child, list):
+                    child = [{} for _ in range(rng.randint(1, 3))] + rng.choice([[], ["junk"]])
+                    node[key] = child if rng.random() < 0.8 else child[0]
+                    if not isinstance(node[key], list):
+                        child = [node[key]]
+                node = rng.choice([c for c in child if isinstance(c, dict)] or [{}])
+            else:
+                child = node.get(key)
+                node = child if isinstance(child, dict) else node.setdefault(key, {})
+                if not isinstance(node, dict):
+                    break
+        else:
+            node[steps[-1].removesuffix("[]")] = rng.choice(values)
+    return event
+
+
+def test_compiled_extractor_finds_what_walking_each_path_finds():
+    import random
+
+    from capi_relay import aliases
+
+    extra = {"em": ("user_data.em", "form.mail", "form[].mail", "form"),  # repeats, overlaps
+             "ct": ("user_data.address.city", "user_data.address[].city.name")}
+    tables = (aliases.extend(aliases.USER_FIELDS, extra), aliases.EVENT_FIELDS)
+    extractor = aliases.Extractor(*tables)
+    paths = sorted({p for table in tables for ps in table.values() for p in ps})
+    rng = random.Random(20261124)
+    for _ in range(1500):
+        event = _random_event(rng, paths)
+        found = extractor.extract(event)
+        for table in tables:
+            for field_name, field_paths in table.items():
+                walked = [aliases.walk(event, path) for path in field_paths]
+                flat = [v for values in walked for value in values
+                        for v in (value if isinstance(value, list) else [value])]
+                assert found.all(field_name) == flat, (field_name, event)
+                first = next((values[0] for values in walked if values), aliases.MISSING)
+                assert found.first(field_name) is first, (field_name, event)
+                assert (field_name in found) == (first is not aliases.MISSING)
+                assert (field_name in found) == (field_name in found.fields())
+
+
+def test_fast_constructors_build_equal_instances():
+    from capi_relay.model import ActionSource, CapiEvent, UserData, assemble
+
+    values = {"em": (sha("a@b.co"),), "fbp": "fb.1.2.3", "client_user_agent": UA}
+    quick = UserData._of(values)
+    assert quick == UserData(**values) and hash(quick) == hash(UserData(**values))
+    assert list(vars(quick)) == list(vars(UserData(**values)))
+    assert quick.present_keys() == ("em", "client_user_agent", "fbp")
+    assert repr(quick) == repr(UserData(**values))
+    with pytest.raises(AttributeError):
+        quick.em = ()  # still frozen
+    fields = {"event_name": "Lead", "event_time": 1, "event_id": "e",
+              "action_source": ActionSource.WEBSITE, "user_data": quick, "custom_data": {},
+              "event_source_url": None, "referrer_url": None, "opt_out": None,
+              "data_processing_options": None, "data_processing_options_country": None,
+              "data_processing_options_state": None}
+    event = assemble(CapiEvent, dict(fields))
+    assert event == CapiEvent(**fields) and event.to_wire() == CapiEvent(**fields).to_wire()

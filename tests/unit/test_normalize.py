@@ -373,3 +373,139 @@ def test_heavy_libraries_load_only_when_needed() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True True"
+
+
+# --- speed tricks keep the answers -----------------------------------------------------------
+
+class _NoShortcut:
+    """Stands in for normalize._PhonePlans: every shortcut declines, so the general path
+    (phonenumbers.parse for each attempt) decides every number."""
+
+    def international(self, text: str) -> object:
+        return norm._UNDECIDED
+
+    def national(self, text: str, region: str) -> object:
+        return norm._UNDECIDED
+
+
+def _phone_samples(count: int, seed: int) -> list[tuple[object, str | None]]:
+    """Plain and messy phone inputs: E.164, "00", national numbers for every region, random
+    digits, separators and junk, with countries that match, differ or are missing."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(seed)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    countries = [None, "us", "gb", "de", "fr", "it", "ca", "au", "br", "ru", "kz", "in", "aq",
+                 "United States", "UK", ""] + [r.lower() for r in regions]
+    samples: list[tuple[object, str | None]] = []
+    for region in regions:  # every region's example numbers, as their own nationals would type
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            for style in (phonenumbers.PhoneNumberFormat.E164,
+                          phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+                          phonenumbers.PhoneNumberFormat.NATIONAL):
+                samples.append((phonenumbers.format_number(example, style), region.lower()))
+            # trunk prefixes where they do not belong, cut-off numbers, calling code repeated:
+            # the branches of parse's national-prefix and calling-code steps
+            code = example.country_code
+            nsn = phonenumbers.national_significant_number(example)
+            trunk = phonenumbers.PhoneMetadata.metadata_for_region(region).national_prefix or ""
+            for text in (f"+{code} {trunk}{nsn}", f"{trunk}{nsn[:rng.randint(1, len(nsn))]}",
+                         f"{code}{nsn}", f"{trunk}{code} {nsn}", f"+{code} {nsn[:4]}"):
+                samples.append((text, rng.choice([region.lower(), None, "us"])))
+    while len(samples) < count:
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 16)))
+        roll = rng.random()
+        if roll < 0.35:
+            text = "+" + str(rng.choice(codes)) + digits
+        elif roll < 0.45:
+            text = "00" + str(rng.choice(codes)) + digits
+        elif roll < 0.55:
+            text = "+" + digits
+        else:
+            text = digits
+        if rng.random() < 0.5:  # separators, and now and then something no shortcut takes
+            noisy = []
+            for ch in text:
+                noisy.append(ch)
+                if rng.random() < 0.2:
+                    noisy.append(rng.choice(" - . ( ) / x # ; + \u00a0 \u0660 a".split(" ")))
+            text = "".join(noisy)
+        if rng.random() < 0.1:
+            text = " " + text + rng.choice([" ", "-", ")", " ext 12", "x9"])
+        samples.append((text, rng.choice(countries)))
+    return samples
+
+
+def test_phone_shortcuts_give_the_general_paths_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    table = json.loads((Path(__file__).resolve().parents[1] / "conformance" / "hashing.json")
+                       .read_text(encoding="utf-8"))["rows"]
+    samples = [(r["input"], r.get("country")) for r in table if r["key"] == "ph"]
+    samples += [("+49 170 1234567", None), ("(650) 555-1234", "us"), ("020 7946 0018", "gb"),
+                (16505551212, None), (6505551212.0, "us"), ("0612345678", "fr")]
+    samples += _phone_samples(4000, seed=20261124)
+
+    plans = norm._phone_plans()
+    decided = []
+
+    class Counting:
+        def international(self, text: str) -> object:
+            result = plans.international(text)
+            decided.append(result is not norm._UNDECIDED)
+            return result
+
+        def national(self, text: str, region: str) -> object:
+            result = plans.national(text, region)
+            decided.append(result is not norm._UNDECIDED)
+            return result
+
+    monkeypatch.setattr(norm, "_phone_plans", Counting)
+    quick = [normalize("ph", value, country=country) for value, country in samples]
+    monkeypatch.setattr(norm, "_phone_plans", _NoShortcut)
+    general = [normalize("ph", value, country=country) for value, country in samples]
+
+    mismatches = [(s, q, g) for s, q, g in zip(samples, quick, general, strict=True) if q != g]
+    assert mismatches == []
+    assert sum(decided) > len(samples) // 3, "the shortcuts must decide a real share"
+    assert any(q is None for q in quick) and sum(q is not None for q in quick) > 1000
+
+
+def test_prepare_memo_takes_plain_strings_only() -> None:
+    norm._prepare_cached.cache_clear()
+    assert prepare("external_id", 1) == sha256_hex("1")
+    assert prepare("external_id", 1.0) == sha256_hex("1")
+    assert prepare("external_id", True) is None  # True == 1, but a flag is not an id
+    assert prepare("em", ["a@b.co"]) is None  # unhashable values skip the memo, no TypeError
+    assert prepare("em", {"a@b.co": 1}) is None
+    assert prepare("ph", "+16505551212", country=["us"]) == sha256_hex("16505551212")
+
+    class Text(str):
+        pass
+
+    assert prepare("em", Text(" A@B.co ")) == sha256_hex("a@b.co")
+    assert norm._prepare_cached.cache_info().currsize == 0
+
+    for _ in range(3):
+        assert prepare("em", " A@B.co ") == sha256_hex("a@b.co")
+        assert prepare("zp", "94025-1234", country="us") == sha256_hex("94025")
+        assert prepare("zp", "94025-1234", country="de") == sha256_hex("940251234")
+    info = norm._prepare_cached.cache_info()
+    assert info.hits == 6 and info.currsize == 3
+    assert info.maxsize == norm.PREPARE_CACHE_SIZE
+
+
+def test_prepare_memo_results_match_fresh_calls() -> None:
+    rows = [("em", " John_Smith@Gmail.com "), ("fn", "Mary-Ann"), ("ct", "St. Louis"),
+            ("st", "Québec"), ("country", "Germany"), ("client_ip_address", "::ffff:1.2.3.4"),
+            ("client_user_agent", " UA "), ("ph", "07911 123456"), ("db", "17.05.1990")]
+    for key, value in rows:
+        fresh = norm._prepare(key, value, "gb")
+        assert prepare(key, value, country="gb") == fresh
+        assert prepare(key, value, country="gb") == fresh  # now from the memo
