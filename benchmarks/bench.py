@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import os
 import statistics
 import subprocess
@@ -252,53 +251,31 @@ def time_process(message: bytes, enrich: Callable[..., Any] | None = None, *,
 
 
 def memory_enricher() -> tuple[Callable[..., Any] | None, Any, str]:
-    """HOOK for the enrichment benchmark: (enricher, its in-memory profile store, "") or
-    (None, None, why not).
-
-    Looks for what issue 5's enrichment work may offer: an in-memory ProfileStore (in
-    ``capi_relay.enrichment`` or ``tests/fakes.py``) and a ``build_enricher`` that accepts it
-    by keyword. Replace this body with the real wiring once that API settles.
-    """
-    try:
-        from capi_relay import enrichment
-    except ImportError:
-        return None, None, "capi_relay.enrichment not importable"
+    """The production Enricher over the in-memory ProfileStore from tests/fakes.py."""
     import fakes
+    from capi_relay.enrichment import Enricher
 
-    store_cls = None
-    for module in (enrichment, fakes):
-        for name in ("MemoryProfileStore", "InMemoryProfileStore", "FakeProfileStore",
-                     "MemoryProfiles", "FakeProfiles"):
-            store_cls = store_cls or getattr(module, name, None)
-    if store_cls is None:
-        return None, None, "no in-memory ProfileStore in capi_relay.enrichment or fakes"
-    build = getattr(enrichment, "build_enricher", None)
-    params = inspect.signature(build).parameters if build else {}
-    keyword = next((k for k in ("store", "profiles", "profile_store") if k in params), None)
-    if keyword is None:
-        return None, None, "build_enricher takes no profile store argument"
-    from capi_relay.config import Settings
-
-    store = store_cls()
-    enrich = build(Settings(project="bench", topic="bench", pixel_id="1234567890"),
-                   **{keyword: store})
-    if not callable(enrich):
-        return None, None, "build_enricher returned no enricher"
-    return enrich, store, ""
+    store = fakes.MemoryProfileStore()
+    return Enricher(store, writeback=True), store, ""
 
 
 def seed_profiles(store: Any, message: bytes) -> None:
-    """One profile per event that carries a client_id or fbp, through the ProfileStore port."""
+    """A browser link (client_id and fbp) to a profile with hashed em/ph, per event that has
+    them: every lookup then hits, the costliest case for the processor."""
+    from capi_relay import profiles
     from capi_relay.envelope import decode
     from capi_relay.normalize import sha256_hex
 
     for index, queued in enumerate(decode(message)):
-        links = {k: v for k, v in (("client_id", queued.client_id),
-                                   ("fbp", queued.event.user_data.fbp)) if v}
-        if links:
-            keys = {"em": [sha256_hex(f"profile{index}@example.com")],
-                    "ph": [sha256_hex(f"1650555{index:04d}")]}
-            store.remember(f"customer-{index}", keys, links, wl.NOW)
+        profile = profiles.Profile(
+            external_id=sha256_hex(f"customer-{index}"),
+            keys={"em": (sha256_hex(f"profile{index}@example.com"),),
+                  "ph": (sha256_hex(f"1650555{index:04d}"),)},
+            expire_at=wl.NOW + 86400, updated_at=wl.NOW)
+        for kind, value in (("client_id", queued.client_id),
+                            ("fbp", queued.event.user_data.fbp)):
+            if value:
+                store.docs[profiles.link_doc_id(kind, value)] = profile.to_doc()
 
 
 def match_keys_per_event(message: bytes, enrich: Callable[..., Any] | None) -> float:
