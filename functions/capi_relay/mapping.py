@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from . import aliases
 from .model import HASHED_KEYS, NEVER_HASHED_KEYS, ActionSource, CapiEvent, UserData, assemble
@@ -195,6 +195,31 @@ def build_fbc(fbclid: str, event_time_ms: int) -> str:
 def _valid_fbp(fbp: str) -> bool:
     parts = fbp.split(".")
     return len(parts) >= 4 and parts[0] == "fb" and parts[1].isdigit() and parts[2].isdigit()
+
+
+#: query parameters some sites put personal data in; removed before a URL leaves the relay
+PERSONAL_QUERY_KEYS = frozenset({
+    "email", "e-mail", "mail", "email_address", "phone", "tel", "telephone", "mobile",
+    "first_name", "firstname", "last_name", "lastname", "name", "fullname", "full_name",
+    "address", "street", "zip", "postcode", "postal_code", "dob", "birthday", "birthdate",
+})
+
+
+def clean_url(url: str | None, dropped: list[str], field_name: str) -> str | None:
+    """The URL without query parameters that carry personal data (by name, or an email)."""
+    if not url or "?" not in url:
+        return url  # the common case costs one substring test
+    try:
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return url
+    kept = [(k, v) for k, v in pairs
+            if k.lower() not in PERSONAL_QUERY_KEYS and "@" not in v]
+    if len(kept) == len(pairs):
+        return url
+    dropped.append(f"{field_name}.query")
+    return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 def fbclid_from_url(url: str | None) -> str | None:
@@ -530,8 +555,8 @@ def to_capi_event(
                 reasons.append(problem)
 
     event_id = _text(found.first("event_id")) or new_id()
-    url = _text(found.first("event_source_url"))
-    referrer = _text(found.first("referrer_url"))
+    url = clean_url(_text(found.first("event_source_url")), dropped, "event_source_url")
+    referrer = clean_url(_text(found.first("referrer_url")), dropped, "referrer_url")
     user_data, present = _user_data(found, config, event_time, url, dropped)
     custom_data = _custom_data(raw, found, dropped)
 

@@ -1,6 +1,7 @@
 """Mapping of each input shape to the CAPI event Meta expects."""
 
 import hashlib
+import json
 
 import pytest
 
@@ -318,3 +319,22 @@ def test_fast_constructors_build_equal_instances():
               "data_processing_options_state": None}
     event = assemble(CapiEvent, dict(fields))
     assert event == CapiEvent(**fields) and event.to_wire() == CapiEvent(**fields).to_wire()
+
+
+def test_personal_data_in_page_urls_is_removed_other_parameters_kept():
+    url = ("https://shop.example.com/thanks?order=7&email=jane%40example.com&utm_source=fb"
+           "&ref=jane@example.com&fbclid=AbC")
+    result = mapped(web_event(page_location=url,
+                              page_referrer="https://shop.example.com/?Phone=123"))
+    wire = result.event.to_wire()
+    assert wire["event_source_url"] == \
+        "https://shop.example.com/thanks?order=7&utm_source=fb&fbclid=AbC"
+    assert wire["referrer_url"] == "https://shop.example.com/"
+    assert "jane" not in json.dumps(wire)
+    assert {"event_source_url.query", "referrer_url.query"} <= set(result.dropped)
+    assert result.event.user_data.fbc.endswith(".AbC")
+
+
+def test_urls_without_personal_parameters_are_untouched():
+    url = "https://shop.example.com/p?id=1&b=%20x"
+    assert mapped(web_event(page_location=url)).event.event_source_url == url
