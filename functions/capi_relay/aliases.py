@@ -129,20 +129,25 @@ def walk(data: Any, path: str) -> list[Any]:
     return _walk_steps(data, _steps(path))
 
 
+def _descend(nodes: list[Any], key: str, fan_out: bool) -> list[Any]:
+    """One path segment: the values under ``key`` in each mapping node."""
+    found: list[Any] = []
+    for node in nodes:
+        if _is_map(node) and key in node:
+            value = node[key]
+            if fan_out:
+                found.extend(value if isinstance(value, list) else [value])
+            else:
+                found.append(value)
+    return found
+
+
 def _walk_steps(data: Any, steps: tuple[tuple[str, bool], ...]) -> list[Any]:
     nodes: list[Any] = [data]
     for key, fan_out in steps:
-        found: list[Any] = []
-        for node in nodes:
-            if _is_map(node) and key in node:
-                value = node[key]
-                if fan_out:
-                    found.extend(value if isinstance(value, list) else [value])
-                else:
-                    found.append(value)
-        if not found:
+        nodes = _descend(nodes, key, fan_out)
+        if not nodes:
             return []
-        nodes = found
     return [node for node in nodes if node not in _EMPTY]
 
 
@@ -295,14 +300,7 @@ def _collect(nodes: list[Any], trie: _Node,
         return
     for key, branches in trie.children.items():
         for fan_out, child in branches:
-            found: list[Any] = []
-            for node in nodes:
-                if _is_map(node) and key in node:
-                    value = node[key]
-                    if fan_out:
-                        found.extend(value if isinstance(value, list) else [value])
-                    else:
-                        found.append(value)
+            found = _descend(nodes, key, fan_out)
             if found:
                 _collect(found, child, ordered)
 
