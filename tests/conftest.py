@@ -25,6 +25,20 @@ def stack(tmp_path_factory):
         yield running
 
 
+@pytest.fixture
+def logs():
+    """The relay's structured log lines written during the test, parsed."""
+    import io
+    import json
+
+    from capi_relay import log
+
+    stream = io.StringIO()
+    log.set_stream(stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    log.set_stream(None)
+
+
 @pytest.fixture(autouse=True)
 def _reset_bootstrap():
     yield

@@ -1,11 +1,7 @@
 """ProcessService with the Enricher on an in-memory profile store: fill, write-back, rules."""
 
-import io
 import json
 
-import pytest
-
-from capi_relay import log
 from capi_relay.config import Settings
 from capi_relay.enrichment import Enricher, build_enricher, guard_hashed
 from capi_relay.envelope import QueuedEvent, encode
@@ -48,14 +44,6 @@ def build(store=None, *, rules=None, writeback=True, **policy):
 
 def sent(graph, event_id):
     return next(e for events, _ in graph.calls for e in events if e["event_id"] == event_id)
-
-
-@pytest.fixture
-def logs():
-    stream = io.StringIO()
-    log.set_stream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    log.set_stream(None)
 
 
 def crm_profile():

@@ -1,7 +1,6 @@
 """GET /tag.js and GA4's /g/collect through functions-framework's test client, with fakes."""
 
 import gzip
-import io
 import json
 import re
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 import pytest
 from functions_framework import create_app
 
-from capi_relay import bootstrap, log
+from capi_relay import bootstrap
 from capi_relay.config import Settings
 from capi_relay.envelope import decode
 from capi_relay.idempotency import Idempotency, MemoryBackend
@@ -29,14 +28,6 @@ HIT = ("v=2&tid=G-ABC123XYZ&gcs=G111&cid=1234567890.1732450000&sid=1732450000"
 @pytest.fixture
 def publisher():
     return FakePublisher()
-
-
-@pytest.fixture
-def logs():
-    stream = io.StringIO()
-    log.set_stream(stream)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    log.set_stream(None)
 
 
 @pytest.fixture
