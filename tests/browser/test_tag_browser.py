@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import pytest
 
 from capi_relay.localstack import LocalStack, free_port
+from waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -59,15 +60,6 @@ def require_browser() -> None:
     except ImportError:
         _unavailable("selenium is not installed (pip install -e '.[dev]')")
 
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class _PageHandler(http.server.BaseHTTPRequestHandler):

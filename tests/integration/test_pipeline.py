@@ -10,19 +10,11 @@ import requests
 
 from capi_relay import localstack
 from samples import load_event
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 UA = {"User-Agent": "Mozilla/5.0 (integration)"}
 
-
-def wait_for(predicate, timeout=60.0, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 def received(stack, event_ids):

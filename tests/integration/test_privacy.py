@@ -3,7 +3,6 @@ them comes out raw in the Pub/Sub messages, the Firestore documents, or anything
 """
 
 import json
-import time
 import uuid
 
 import pytest
@@ -13,6 +12,7 @@ from capi_relay import localstack
 from capi_relay.envelope import decode
 from capi_relay.errors import InvalidEvent
 from capi_relay.normalize import prepare
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +34,6 @@ RAW = [EMAIL, EMAIL.lower(), "Zephyrine", "zephyrine", "Quillfeather", "quillfea
        "2079460958", "privacy-user-9c41", "1987-03-21", "19870321"]
 UA = {"User-Agent": "Mozilla/5.0 (privacy test)"}
 
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 def leaks(text: str) -> list[str]:

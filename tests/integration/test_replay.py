@@ -10,17 +10,10 @@ import requests
 
 from capi_relay import localstack
 from capi_relay.replay import ReplayFilter, replay
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    raise AssertionError("condition not met in time")
 
 
 def test_rejected_event_dead_lettered_then_replayed_after_the_fix(stack):
