@@ -46,10 +46,21 @@ def test_ours_and_sdk_hash_the_same_em_and_ph(work):
     assert compared == N * 3 // 5
 
 
+def test_floor_hashes_em_and_ph_as_we_do(work):
+    # The floor skips validation, but on this workload it must still send what we send, or it
+    # would not bound the same work.
+    for raw, spec in zip(work.raws, work.sdk_specs, strict=True):
+        ours, floor = wl.ours_event(raw), wl.floor_event(spec)
+        assert wl.contact_hashes(ours) == wl.contact_hashes(floor), ours["event_name"]
+        assert floor["event_name"] == ours["event_name"]
+        assert floor["custom_data"].get("value") == ours.get("custom_data", {}).get("value")
+
+
 def test_throughput_and_memory_rows(work):
-    row = bench.bench_throughput(work, repeats=1, warmup=5)
+    row, floor = bench.bench_throughput(work, repeats=1, warmup=5)
     assert row.ours > 0 and row.baseline > 0 and row.ratio is not None
     assert row.status in ("PASS", "FAIL") and row.target == bench.TARGET_RATIO
+    assert floor.baseline == row.baseline and floor.ours > 0 and floor.status == "INFO"
     memory = bench.bench_memory(work, batch=N)
     assert memory.ours > 0 and memory.baseline > 0 and memory.status == "INFO"
 
@@ -89,6 +100,7 @@ def test_main_prints_the_table_and_gates(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code in (0, 1)
     assert ("FAIL: map+normalize+hash" in out) == (code == 1)
-    for name in ("map+normalize+hash", "import capi_relay.mapping", "peak memory",
+    for name in ("map+normalize+hash", "floor: hash + build only", "import capi_relay.mapping",
+                 "peak memory",
                  "process() 50-event message", "match keys per event"):
         assert name in out
