@@ -54,12 +54,12 @@ variable "meta_pixel_id" {
 
 variable "meta_api_version" {
   type        = string
-  description = "Graph API version, e.g. v26.0. Empty keeps the version the code is tested against."
+  description = "Graph API version, e.g. v27.0. Empty keeps the version the code is tested against."
   default     = ""
 
   validation {
     condition     = var.meta_api_version == "" || can(regex("^v[0-9]+\\.[0-9]+$", var.meta_api_version))
-    error_message = "meta_api_version must be empty or look like v26.0."
+    error_message = "meta_api_version must be empty or look like v27.0."
   }
 }
 

@@ -9,8 +9,11 @@ from typing import Any, Mapping
 
 from .errors import ConfigurationError
 
-#: the Graph API version the relay is written and tested against
-DEFAULT_API_VERSION = "v26.0"
+#: The Graph API version the relay is written and tested against: the newest Marketing API
+#: version (Meta's Marketing API version history: v27.0, released 2026-11-04). Marketing API
+#: versions expire about a year after release (v25.0: 2026-02-18 to 2027-02-23), so a new
+#: deployment takes the newest one.
+DEFAULT_API_VERSION = "v27.0"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 
 
