@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 test: install
 	bash tools/check_prereqs.sh
-	$(VENV)/bin/ruff check functions tests benchmarks
+	$(VENV)/bin/ruff check functions ops dev tests benchmarks
 	$(PY) -m pytest -q -p no:cacheprovider
 	bash tools/check_infra.sh
 
@@ -27,17 +27,17 @@ unit: install
 
 demo: install
 	bash tools/check_prereqs.sh
-	$(PY) -m capi_relay.demo
+	$(PY) -m capi_relay_dev.demo
 
 dev: install
 	bash tools/check_prereqs.sh
-	$(PY) -m capi_relay.devstack
+	$(PY) -m capi_relay_dev.devstack
 
 bench: install
 	$(PY) benchmarks/bench.py
 
 lint: install
-	$(VENV)/bin/ruff check functions tests benchmarks
+	$(VENV)/bin/ruff check functions ops dev tests benchmarks
 
 check-infra:
 	bash tools/check_infra.sh

@@ -3,7 +3,7 @@
 Rows (one per benchmark): events per second of map + normalize + hash against Meta's Python SDK
 building the same events (the gate: at least TARGET_RATIO times the SDK), and the floor (hash and
 build only, the fields handed over pre-found) against the same SDK runs; cold import time of
-``capi_relay.mapping`` and of the Cloud Functions entry module against the SDK's import and a
+``capi_relay.core.mapping`` and of the Cloud Functions entry module against the SDK's import and a
 bare ``python -c pass``; peak traced memory of a 1000-event batch against the SDK; events per
 second through ``ProcessService.process`` with in-memory fakes, with and without enrichment.
 Exits 1 when a gated row fails. Timing tests do not belong in the unit suite; they live here.
@@ -161,7 +161,7 @@ def measure_imports(runs: int = 5) -> dict[str, tuple[float, float]]:
     One untimed round first writes any stale .pyc and warms the disk cache, as a deployed
     function has its files compiled and local.
     """
-    modules: dict[str, str | None] = {"pass": None, "mapping": "capi_relay.mapping",
+    modules: dict[str, str | None] = {"pass": None, "mapping": "capi_relay.core.mapping",
                                       "main": "main", "sdk": SDK_IMPORT}
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in modules}
     for round_ in range(runs + 1):
@@ -178,7 +178,7 @@ def bench_imports(runs: int = 5) -> list[Row]:
     ms = 1000.0
     note = f"in-process, median of {runs} fresh processes"
     return [
-        Row("import capi_relay.mapping", found["mapping"][1] * ms, found["sdk"][1] * ms, "ms",
+        Row("import capi_relay.core.mapping", found["mapping"][1] * ms, found["sdk"][1] * ms, "ms",
             "SDK import", higher_is_better=False, note=note),
         Row("import main (functions-framework)", found["main"][1] * ms, found["sdk"][1] * ms,
             "ms", "SDK import", higher_is_better=False, note=note),
@@ -221,8 +221,8 @@ def bench_memory(work: wl.Workload, batch: int = MESSAGE_EVENTS) -> Row:
 
 def build_message(work: wl.Workload, n: int = MESSAGE_EVENTS) -> bytes:
     """One Pub/Sub message of ``n`` prepared events, as ingest publishes it."""
-    from capi_relay.envelope import QueuedEvent, encode
-    from capi_relay.mapping import to_capi_event
+    from capi_relay.core.envelope import QueuedEvent, encode
+    from capi_relay.core.mapping import to_capi_event
 
     queued = []
     for raw in work.raws[:n]:
@@ -234,9 +234,9 @@ def build_message(work: wl.Workload, n: int = MESSAGE_EVENTS) -> bytes:
 
 def make_process_service(enrich: Callable[..., Any] | None = None):
     """A ProcessService wired with the test fakes and a fresh in-memory idempotency store."""
-    from capi_relay.idempotency import Idempotency, MemoryBackend
-    from capi_relay.service import DeliveryPolicy, ProcessService
-    from fakes import FakeClock, FakePublisher, FakeSecret, ScriptedGraph
+    from capi_relay.app.idempotency import Idempotency
+    from capi_relay.app.process import DeliveryPolicy, ProcessService
+    from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
 
     return ProcessService(client=ScriptedGraph(), secrets=FakeSecret(),
                           idempotency=Idempotency(MemoryBackend()), clock=FakeClock(wl.NOW),
@@ -262,7 +262,7 @@ def time_process(message: bytes, enrich: Callable[..., Any] | None = None, *,
 def memory_enricher() -> tuple[Callable[..., Any] | None, Any, str]:
     """The production Enricher over the in-memory ProfileStore from tests/fakes.py."""
     import fakes
-    from capi_relay.enrichment import Enricher
+    from capi_relay.app.enrichment import Enricher
 
     store = fakes.MemoryProfileStore()
     return Enricher(store, writeback=True), store, ""
@@ -271,9 +271,9 @@ def memory_enricher() -> tuple[Callable[..., Any] | None, Any, str]:
 def seed_profiles(store: Any, message: bytes) -> None:
     """A browser link (client_id and fbp) to a profile with hashed em/ph, per event that has
     them: every lookup then hits, the costliest case for the processor."""
-    from capi_relay import profiles
-    from capi_relay.envelope import decode
-    from capi_relay.normalize import sha256_hex
+    from capi_relay.core import profiles
+    from capi_relay.core.envelope import decode
+    from capi_relay.core.normalize import sha256_hex
 
     for index, queued in enumerate(decode(message)):
         profile = profiles.Profile(
@@ -288,7 +288,7 @@ def seed_profiles(store: Any, message: bytes) -> None:
 
 
 def match_keys_per_event(message: bytes, enrich: Callable[..., Any] | None) -> float:
-    from capi_relay.envelope import decode
+    from capi_relay.core.envelope import decode
 
     queued = decode(message)
     with _quiet_logs():

@@ -30,7 +30,7 @@ for _path in (ROOT / "functions", ROOT / "tests"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from capi_relay.mapping import to_capi_event  # noqa: E402
+from capi_relay.core.mapping import to_capi_event  # noqa: E402
 from samples import NOW, load_event  # noqa: E402
 
 SOURCES = ("ga4_purchase", "datalayer_purchase", "lead", "page_view", "batch")

@@ -2,7 +2,8 @@
 
 import functions_framework
 
-from capi_relay import bootstrap, web
+from capi_relay import bootstrap
+from capi_relay.entrypoints import web
 
 
 def _origins():

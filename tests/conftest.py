@@ -18,7 +18,7 @@ from emulators import require_emulators  # noqa: E402  (needs the path above)
 def stack(tmp_path_factory):
     """One local stack for the integration tests: emulators, functions, Graph stand-in."""
     require_emulators()
-    from capi_relay.localstack import LocalStack
+    from capi_relay_dev.localstack import LocalStack
 
     log_dir = tmp_path_factory.mktemp("stack-logs")
     with LocalStack(log_dir=log_dir, standin_options={"seed": 7}) as running:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any, Mapping
 
-from capi_relay.errors import PublishFailed
-from capi_relay.graph_errors import GraphOutcome, classify
+from capi_relay.core.errors import PublishFailed
+from capi_relay.core.graph_outcome import GraphOutcome, classify
 
 
 class FakeClock:
@@ -86,7 +86,7 @@ class MemoryProfileStore:
         self.fail_writes = False
 
     def fetch(self, doc_ids):
-        from capi_relay.errors import StoreUnavailable
+        from capi_relay.core.errors import StoreUnavailable
 
         if self.fail_reads:
             raise StoreUnavailable("fake profile store is down")
@@ -95,7 +95,7 @@ class MemoryProfileStore:
         return {i: _deep_copy(self.docs[i]) for i in doc_ids if i in self.docs}
 
     def save(self, writes) -> int:
-        from capi_relay.errors import StoreUnavailable
+        from capi_relay.core.errors import StoreUnavailable
 
         if self.fail_writes:
             raise StoreUnavailable("fake profile store is down")
@@ -119,3 +119,31 @@ def _deep_copy(value):
     import copy
 
     return copy.deepcopy(value)
+
+
+class MemoryBackend:
+    """An in-memory backend with the same conditional-write semantics (tests, the bench)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[dict[str, Any], int]] = {}
+
+    def get(self, key: str):
+        found = self.records.get(key)
+        return (dict(found[0]), found[1]) if found else None
+
+    def create(self, key: str, record: dict[str, Any]) -> bool:
+        if key in self.records:
+            return False
+        self.records[key] = (dict(record), 1)
+        return True
+
+    def replace(self, key: str, record: dict[str, Any], version: Any) -> bool:
+        found = self.records.get(key)
+        if found is None or found[1] != version:
+            return False
+        self.records[key] = (dict(record), version + 1)
+        return True
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        found = self.records.get(key)
+        self.records[key] = (dict(record), found[1] + 1 if found else 1)

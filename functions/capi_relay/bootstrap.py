@@ -9,10 +9,11 @@ import threading
 import uuid
 from typing import Any
 
-from .config import Settings
-from .idempotency import Idempotency
-from .mapping import MappingConfig
-from .service import DeliveryPolicy, IngestService, ProcessService
+from capi_relay.app.idempotency import Idempotency
+from capi_relay.app.ingest import IngestService
+from capi_relay.app.process import DeliveryPolicy, ProcessService
+from capi_relay.config import Settings
+from capi_relay.core.mapping import MappingConfig
 
 _lock = threading.RLock()  # builders call each other
 _built: dict[str, Any] = {}
@@ -52,7 +53,7 @@ def mapping_config() -> MappingConfig:
 
 def publisher():
     def build():
-        from .adapters.pubsub import PubSubPublisher
+        from capi_relay.adapters.pubsub import PubSubPublisher
 
         s = settings()
         return PubSubPublisher(s.project, s.topic)
@@ -61,7 +62,7 @@ def publisher():
 
 def ingest_service() -> IngestService:
     def build() -> IngestService:
-        from .adapters.clock import SystemClock
+        from capi_relay.adapters.clock import SystemClock
 
         return IngestService(publisher(), SystemClock(), lambda: str(uuid.uuid4()),
                              mapping_config())
@@ -70,12 +71,12 @@ def ingest_service() -> IngestService:
 
 def process_service() -> ProcessService:
     def build() -> ProcessService:
-        from .adapters.clock import SystemClock
-        from .adapters.firestore import FirestoreIdempotencyBackend
-        from .adapters.graph import GraphCapiClient
-        from .adapters.pubsub import PubSubPublisher
-        from .adapters.secrets import SecretManagerSource, StaticSecret
-        from .enrichment import build_enricher
+        from capi_relay.adapters.clock import SystemClock
+        from capi_relay.adapters.firestore import FirestoreIdempotencyBackend
+        from capi_relay.adapters.graph import GraphCapiClient
+        from capi_relay.adapters.pubsub import PubSubPublisher
+        from capi_relay.adapters.secrets import SecretManagerSource, StaticSecret
+        from capi_relay.app.enrichment import build_enricher
 
         s = Settings.from_env(need=("token",))
         secrets = StaticSecret(s.access_token) if s.access_token else \

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import ConfigurationError
+from capi_relay.core.errors import ConfigurationError
 
 #: The Graph API version the relay is written and tested against: the newest Marketing API
 #: version (Meta's Marketing API version history: v27.0, released 2026-11-04). Marketing API

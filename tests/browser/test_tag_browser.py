@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from capi_relay.localstack import LocalStack, free_port
+from capi_relay_dev.localstack import LocalStack, free_port
 from waiting import wait_for
 
 pytestmark = pytest.mark.browser

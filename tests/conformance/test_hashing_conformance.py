@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from capi_relay.model import HASHED_KEYS, NEVER_HASHED_KEYS
-from capi_relay.normalize import is_sha256, normalize, prepare
+from capi_relay.core.model import HASHED_KEYS, NEVER_HASHED_KEYS
+from capi_relay.core.normalize import is_sha256, normalize, prepare
 
 TABLE = json.loads((Path(__file__).with_name("hashing.json")).read_text(encoding="utf-8"))
 ROWS = TABLE["rows"]

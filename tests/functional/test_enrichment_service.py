@@ -2,17 +2,24 @@
 
 import json
 
+from capi_relay.app.enrichment import Enricher, build_enricher, guard_hashed
+from capi_relay.app.idempotency import Idempotency
+from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.config import Settings
-from capi_relay.enrichment import Enricher, build_enricher, guard_hashed
-from capi_relay.envelope import QueuedEvent, encode
-from capi_relay.idempotency import Idempotency, MemoryBackend
-from capi_relay.mapping import to_capi_event
-from capi_relay.model import HASHED_KEYS, CapiEvent, UserData
-from capi_relay.normalize import prepare, sha256_hex
-from capi_relay.profiles import Profile
-from capi_relay.regional import RegionalRules
-from capi_relay.service import DeliveryPolicy, ProcessService
-from fakes import FakeClock, FakePublisher, FakeSecret, MemoryProfileStore, ScriptedGraph
+from capi_relay.core.envelope import QueuedEvent, encode
+from capi_relay.core.mapping import to_capi_event
+from capi_relay.core.model import HASHED_KEYS, CapiEvent, UserData
+from capi_relay.core.normalize import prepare, sha256_hex
+from capi_relay.core.profiles import Profile
+from capi_relay.core.regional import RegionalRules
+from fakes import (
+    FakeClock,
+    FakePublisher,
+    FakeSecret,
+    MemoryBackend,
+    MemoryProfileStore,
+    ScriptedGraph,
+)
 from samples import NOW, load_event
 
 USER = prepare("external_id", "customer-1001")

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from capi_relay.adapters.graph import GraphCapiClient
-from capi_relay.graph_errors import Verdict
-from capi_relay.graph_standin import GraphStandin, Subcode
+from capi_relay.core.graph_outcome import Verdict
+from capi_relay_dev.graph_standin import GraphStandin, Subcode
 
 NOW = 1_750_000_000
 TOKEN = "EAAclientsecrettoken0123456789abcdef"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from capi_relay.graph_errors import Verdict, classify
-from capi_relay.graph_standin import (
+from capi_relay.core.graph_outcome import Verdict, classify
+from capi_relay_dev.graph_standin import (
     MAX_AGE_PHYSICAL_STORE_SECONDS,
     MAX_AGE_SECONDS,
     GraphStandin,
@@ -363,7 +363,7 @@ def test_log_has_one_line_per_request_without_tokens_or_user_data(standin, log):
 def test_command_line_serves_until_terminated():
     env = {**os.environ, "PYTHONPATH": str(FUNCTIONS)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "capi_relay.graph_standin", "--port", "0", "--token", TOKEN],
+        [sys.executable, "-m", "capi_relay_dev.graph_standin", "--port", "0", "--token", TOKEN],
         stderr=subprocess.PIPE, text=True, env=env,
     )
     try:

@@ -7,9 +7,9 @@ import pytest
 from functions_framework import create_app
 
 from capi_relay import bootstrap
+from capi_relay.app.ingest import IngestService
 from capi_relay.config import Settings
-from capi_relay.envelope import decode
-from capi_relay.service import IngestService
+from capi_relay.core.envelope import decode
 from fakes import FakeClock, FakePublisher
 from samples import NOW, load_event
 

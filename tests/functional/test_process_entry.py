@@ -7,11 +7,11 @@ import pytest
 from functions_framework import create_app
 
 from capi_relay import bootstrap
-from capi_relay.envelope import QueuedEvent, encode
-from capi_relay.idempotency import Idempotency, MemoryBackend
-from capi_relay.mapping import to_capi_event
-from capi_relay.service import DeliveryPolicy, ProcessService
-from fakes import FakeClock, FakePublisher, FakeSecret, ScriptedGraph
+from capi_relay.app.idempotency import Idempotency
+from capi_relay.app.process import DeliveryPolicy, ProcessService
+from capi_relay.core.envelope import QueuedEvent, encode
+from capi_relay.core.mapping import to_capi_event
+from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
 from samples import NOW, load_event
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")

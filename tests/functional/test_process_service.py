@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from capi_relay.envelope import QueuedEvent, decode, encode
-from capi_relay.errors import TokenProblem, TransientError
-from capi_relay.idempotency import Idempotency, MemoryBackend
-from capi_relay.mapping import to_capi_event
-from capi_relay.service import DeliveryPolicy, ProcessService
-from fakes import FakeClock, FakePublisher, FakeSecret, ScriptedGraph, graph_error
+from capi_relay.app.idempotency import Idempotency
+from capi_relay.app.process import DeliveryPolicy, ProcessService
+from capi_relay.core.envelope import QueuedEvent, decode, encode
+from capi_relay.core.errors import TokenProblem, TransientError
+from capi_relay.core.mapping import to_capi_event
+from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph, graph_error
 
 NOW = 1_732_450_000.0
 

@@ -3,7 +3,7 @@
 import pytest
 
 from capi_relay.adapters.secrets import SecretManagerSource, StaticSecret
-from capi_relay.errors import TransientError
+from capi_relay.core.errors import TransientError
 
 NAME = "projects/p/secrets/meta-token/versions/latest"
 

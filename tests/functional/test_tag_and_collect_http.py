@@ -9,16 +9,18 @@ import pytest
 from functions_framework import create_app
 
 from capi_relay import bootstrap
+from capi_relay.app.idempotency import Idempotency
+from capi_relay.app.ingest import IngestService
+from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.config import Settings
-from capi_relay.envelope import decode
-from capi_relay.idempotency import Idempotency, MemoryBackend
-from capi_relay.mapping import EVENT_NAMES
-from capi_relay.service import DeliveryPolicy, IngestService, ProcessService
-from fakes import FakeClock, FakePublisher, FakeSecret, ScriptedGraph
+from capi_relay.core.envelope import decode
+from capi_relay.core.mapping import EVENT_NAMES
+from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
 from samples import NOW
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
-TAG_SOURCE = Path(__file__).resolve().parents[2] / "functions" / "capi_relay" / "static" / "tag.js"
+TAG_SOURCE = (Path(__file__).resolve().parents[2] / "functions" / "capi_relay" / "entrypoints"
+              / "static" / "tag.js")
 SITE = "https://shop.example.com"
 UA = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0"}
 HIT = ("v=2&tid=G-ABC123XYZ&gcs=G111&cid=1234567890.1732450000&sid=1732450000"

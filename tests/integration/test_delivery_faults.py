@@ -11,9 +11,9 @@ import uuid
 import pytest
 import requests
 
-from capi_relay import localstack
-from capi_relay.envelope import QueuedEvent, encode
-from capi_relay.mapping import to_capi_event
+from capi_relay.core.envelope import QueuedEvent, encode
+from capi_relay.core.mapping import to_capi_event
+from capi_relay_dev import localstack
 
 pytestmark = pytest.mark.integration
 UA = {"User-Agent": "Mozilla/5.0 (fault-injection)"}
@@ -65,8 +65,8 @@ def idempotency_states(stack, raw_events):
 
     from google.cloud import firestore
 
-    from capi_relay.idempotency import event_key
-    from capi_relay.mapping import EVENT_NAMES
+    from capi_relay.app.idempotency import event_key
+    from capi_relay.core.mapping import EVENT_NAMES
 
     os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{stack.firestore_port}"
     collection = firestore.Client(project=localstack.PROJECT).collection(

@@ -8,18 +8,18 @@ import uuid
 
 import pytest
 
-from capi_relay import cli
 from capi_relay.adapters.firestore import FirestoreProfileStore
-from capi_relay.enrichment import Enricher
-from capi_relay.envelope import QueuedEvent, encode
-from capi_relay.idempotency import Idempotency, MemoryBackend
-from capi_relay.localstack import PROJECT, free_port, start_emulator
-from capi_relay.mapping import to_capi_event
-from capi_relay.normalize import prepare, sha256_hex
-from capi_relay.profiles import LINK_TTL_SECONDS, Profile, Write, link_doc_id
-from capi_relay.service import DeliveryPolicy, ProcessService
+from capi_relay.app.enrichment import Enricher
+from capi_relay.app.idempotency import Idempotency
+from capi_relay.app.process import DeliveryPolicy, ProcessService
+from capi_relay.core.envelope import QueuedEvent, encode
+from capi_relay.core.mapping import to_capi_event
+from capi_relay.core.normalize import prepare, sha256_hex
+from capi_relay.core.profiles import LINK_TTL_SECONDS, Profile, Write, link_doc_id
+from capi_relay_dev.localstack import PROJECT, free_port, start_emulator
+from capi_relay_ops import cli
 from emulators import require_emulators
-from fakes import FakeClock, FakeSecret, ScriptedGraph
+from fakes import FakeClock, FakeSecret, MemoryBackend, ScriptedGraph
 from samples import EVENTS, NOW, load_event
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ import uuid
 import pytest
 import requests
 
-from capi_relay import localstack
-from capi_relay.envelope import decode
-from capi_relay.errors import InvalidEvent
-from capi_relay.normalize import prepare
+from capi_relay.core.envelope import decode
+from capi_relay.core.errors import InvalidEvent
+from capi_relay.core.normalize import prepare
+from capi_relay_dev import localstack
 from waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ import uuid
 import pytest
 import requests
 
-from capi_relay import localstack
-from capi_relay.replay import ReplayFilter, replay
+from capi_relay_dev import localstack
+from capi_relay_ops.replay import ReplayFilter, replay
 from waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -78,7 +78,7 @@ def test_import_measurement_runs_fresh_processes(monkeypatch):
     monkeypatch.setattr(bench, "_time_process",
                         lambda module: calls.append(module) or (0.05, 0.01))
     rows = bench.bench_imports(runs=1)
-    assert {None, "capi_relay.mapping", "main", bench.SDK_IMPORT} == set(calls)
+    assert {None, "capi_relay.core.mapping", "main", bench.SDK_IMPORT} == set(calls)
     assert [r.status for r in rows] == ["INFO"] * 4
     wall, inside = bench._time_process("json")  # one real subprocess
     assert wall > 0 and inside >= 0
@@ -100,7 +100,7 @@ def test_main_prints_the_table_and_gates(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code in (0, 1)
     assert ("FAIL: map+normalize+hash" in out) == (code == 1)
-    for name in ("map+normalize+hash", "floor: hash + build only", "import capi_relay.mapping",
+    for name in ("map+normalize+hash", "floor: hash + build only", "import capi_relay.core.mapping",
                  "peak memory",
                  "process() 50-event message", "match keys per event"):
         assert name in out

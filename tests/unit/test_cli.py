@@ -8,7 +8,7 @@ from pathlib import Path
 
 from samples import EVENTS, NOW
 
-CLI = [sys.executable, "-m", "capi_relay.cli"]
+CLI = [sys.executable, "-m", "capi_relay_ops.cli"]
 FUNCTIONS = str(Path(__file__).resolve().parents[2] / "functions")
 
 

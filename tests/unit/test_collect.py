@@ -4,9 +4,9 @@ from urllib.parse import quote
 
 import pytest
 
-from capi_relay import consent
-from capi_relay.collect import parse_collect, parse_item
-from capi_relay.mapping import to_capi_event
+from capi_relay.core import consent
+from capi_relay.core.collect import parse_collect, parse_item
+from capi_relay.core.mapping import to_capi_event
 from samples import NOW
 
 # What gtag.js (v2, Consent Mode v2) puts in the URL of a hit to a server_container_url:

@@ -7,7 +7,7 @@ import pytest
 
 from capi_relay import log
 from capi_relay.config import Settings
-from capi_relay.errors import ConfigurationError
+from capi_relay.core.errors import ConfigurationError
 
 BASE = {"GOOGLE_CLOUD_PROJECT": "p", "PUBSUB_TOPIC": "t", "META_PIXEL_ID": "1"}
 

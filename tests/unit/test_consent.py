@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from capi_relay.consent import Action, decide, read_signals
+from capi_relay.core.consent import Action, decide, read_signals
 
 
 @pytest.mark.parametrize("gcs,action", [

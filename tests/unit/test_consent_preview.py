@@ -6,8 +6,8 @@ Each sample is mapped as ingest maps it; the consent fields it carries travel on
 
 import pytest
 
-from capi_relay.consent import Action, decide
-from capi_relay.mapping import to_capi_event
+from capi_relay.core.consent import Action, decide
+from capi_relay.core.mapping import to_capi_event
 from samples import NOW, load_event
 
 

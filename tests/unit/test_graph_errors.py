@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from capi_relay.errors import (
+from capi_relay.core.errors import (
     EventRejected,
     EventTooOld,
     GraphUnavailable,
     Throttled,
     TokenProblem,
 )
-from capi_relay.graph_errors import (
+from capi_relay.core.graph_outcome import (
     BACKOFF,
     MESSAGE_LIMIT,
     GraphOutcome,

@@ -2,14 +2,14 @@
 
 import pytest
 
-from capi_relay.idempotency import (
+from capi_relay.app.idempotency import (
     Claim,
     Idempotency,
-    MemoryBackend,
     State,
     decide_claim,
     event_key,
 )
+from fakes import MemoryBackend
 
 NOW = 1_000_000.0
 

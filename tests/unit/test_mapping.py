@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from capi_relay.mapping import (
+from capi_relay.core.mapping import (
     MappingConfig,
     build_fbc,
     detect_shape,
@@ -278,7 +278,7 @@ def _random_event(rng, paths):
 def test_compiled_extractor_finds_what_walking_each_path_finds():
     import random
 
-    from capi_relay import aliases
+    from capi_relay.core import aliases
 
     extra = {"em": ("user_data.em", "form.mail", "form[].mail", "form"),  # repeats, overlaps
              "ct": ("user_data.address.city", "user_data.address[].city.name")}
@@ -302,7 +302,7 @@ def test_compiled_extractor_finds_what_walking_each_path_finds():
 
 
 def test_fast_constructors_build_equal_instances():
-    from capi_relay.model import ActionSource, CapiEvent, UserData, assemble
+    from capi_relay.core.model import ActionSource, CapiEvent, UserData, assemble
 
     values = {"em": (sha("a@b.co"),), "fbp": "fb.1.2.3", "client_user_agent": UA}
     quick = UserData._of(values)

@@ -3,8 +3,8 @@
 import json
 import random
 
-from capi_relay import aliases
-from capi_relay.mapping import to_capi_event
+from capi_relay.core import aliases
+from capi_relay.core.mapping import to_capi_event
 
 PATHS = sorted({p for table in (aliases.USER_FIELDS, aliases.EVENT_FIELDS)
                 for paths in table.values() for p in paths})

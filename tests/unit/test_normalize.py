@@ -1,4 +1,4 @@
-"""Unit tests for capi_relay.normalize: IPs, countries, dates, phones, NFC, cold start."""
+"""Unit tests for capi_relay.core.normalize: IPs, countries, dates, phones, NFC, cold start."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from capi_relay import normalize as norm
-from capi_relay.model import HASHED_KEYS, NEVER_HASHED_KEYS
-from capi_relay.normalize import (
+from capi_relay.core import normalize as norm
+from capi_relay.core.model import HASHED_KEYS, NEVER_HASHED_KEYS
+from capi_relay.core.normalize import (
     is_parameter_builder_value,
     is_sha256,
     normalize,
@@ -23,7 +23,7 @@ from capi_relay.normalize import (
     prepare,
     sha256_hex,
 )
-from capi_relay.regions import COUNTRY_ALIASES, ISO_ALPHA2, STATE_CODES, STATE_NAMES
+from capi_relay.core.regions import COUNTRY_ALIASES, ISO_ALPHA2, STATE_CODES, STATE_NAMES
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 HASH = "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"  # Meta's em example
@@ -354,7 +354,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_import_does_not_load_phonenumbers_or_pycountry() -> None:
     result = _run(
-        "import sys, capi_relay.normalize as n\n"
+        "import sys, capi_relay.core.normalize as n\n"
         "n.prepare('em', 'a@example.com'); n.prepare('country', 'US'); n.prepare('country', 'UK')\n"
         "n.prepare('st', 'California'); n.prepare('client_ip_address', '1.2.3.4')\n"
         "loaded = sorted(m for m in ('phonenumbers', 'pycountry') if m in sys.modules)\n"
@@ -366,7 +366,7 @@ def test_import_does_not_load_phonenumbers_or_pycountry() -> None:
 
 def test_heavy_libraries_load_only_when_needed() -> None:
     result = _run(
-        "import sys, capi_relay.normalize as n\n"
+        "import sys, capi_relay.core.normalize as n\n"
         "n.prepare('ph', '+16505551212'); a = 'phonenumbers' in sys.modules\n"
         "n.prepare('country', 'Germany'); b = 'pycountry' in sys.modules\n"
         "print(a, b)\n"

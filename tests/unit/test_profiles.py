@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from capi_relay import cli, profiles
-from capi_relay.model import UserData
-from capi_relay.normalize import prepare, sha256_hex
-from capi_relay.profiles import (
+from capi_relay.core import profiles
+from capi_relay.core.model import UserData
+from capi_relay.core.normalize import prepare, sha256_hex
+from capi_relay.core.profiles import (
     LINK_TTL_SECONDS,
     Lookup,
     Profile,
@@ -22,6 +22,7 @@ from capi_relay.profiles import (
     profile_doc_id,
     remember,
 )
+from capi_relay_ops import cli
 from samples import EVENTS
 
 NOW = 1_732_450_000.0

@@ -2,11 +2,11 @@
 
 import pytest
 
-from capi_relay.errors import ConfigurationError
-from capi_relay.mapping import to_capi_event
-from capi_relay.model import CapiEvent
-from capi_relay.normalize import sha256_hex
-from capi_relay.regional import (
+from capi_relay.core.errors import ConfigurationError
+from capi_relay.core.mapping import to_capi_event
+from capi_relay.core.model import CapiEvent
+from capi_relay.core.normalize import sha256_hex
+from capi_relay.core.regional import (
     EU_MEMBER_STATES,
     RegionalDecision,
     RegionalRules,

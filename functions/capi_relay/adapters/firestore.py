@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import StoreUnavailable
+from capi_relay.core.errors import StoreUnavailable
 
 
 def _client(project: str, database: str | None = None):

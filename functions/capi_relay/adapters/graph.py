@@ -16,8 +16,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..graph_errors import GraphOutcome, Verdict, classify
-from ..model import canonical_json
+from capi_relay.core.graph_outcome import GraphOutcome, Verdict, classify
+from capi_relay.core.model import canonical_json
 
 #: Seconds to wait for the TCP/TLS connection; the read timeout is the caller's ``timeout``.
 CONNECT_TIMEOUT = 3.05

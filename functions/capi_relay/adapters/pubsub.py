@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..errors import PublishFailed
+from capi_relay.core.errors import PublishFailed
 
 
 class PubSubPublisher:

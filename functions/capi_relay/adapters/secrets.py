@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from ..errors import TransientError
+from capi_relay.core.errors import TransientError
 
 
 class SecretManagerSource:

@@ -1,4 +1,4 @@
-"""The two services the entry points call: ingest (validate, hash, publish) and process (send).
+"""The process service: consent, enrichment, claims, delivery to Meta, outcomes, dead-letter.
 
 Raise means retry, return means ack: ``process`` raises a TransientError when any event in
 the message still needs another try; everything else is recorded and acknowledged.
@@ -9,81 +9,24 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
-from . import consent as consent_rules
-from . import log
-from .envelope import QueuedEvent, chunks, decode, encode
-from .errors import InvalidEvent, PublishFailed, RelayError, TokenProblem, TransientError
-from .graph_errors import GraphOutcome, Verdict, backoff_seconds
-from .idempotency import Claim, Idempotency, event_key
-from .mapping import DEFAULT_CONFIG, MappingConfig, event_time_problem, to_capi_event
-from .model import CapiEvent, UserData
-from .ports import CapiClient, Clock, Publisher, SecretSource
-
-MAX_EVENTS_PER_REQUEST = 1000
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """What the HTTP request knows about the browser, used where an event lacks it."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-    fbp: str | None = None
-    fbc: str | None = None
-
-    def as_fields(self) -> dict[str, str]:
-        return {k: v for k, v in (("ip", self.ip), ("user_agent", self.user_agent),
-                                  ("fbp", self.fbp), ("fbc", self.fbc)) if v}
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    accepted: int
-    rejected: list[dict[str, Any]]
-    dropped: list[dict[str, Any]]
-    event_ids: list[str]
-
-
-class IngestService:
-    def __init__(self, publisher: Publisher, clock: Clock, new_id: Callable[[], str],
-                 mapping: MappingConfig = DEFAULT_CONFIG):
-        self.publisher = publisher
-        self.clock = clock
-        self.new_id = new_id
-        self.mapping = mapping
-
-    def ingest(self, events: list[Any], request: RequestContext) -> IngestResult:
-        """Maps every event, publishes the good ones, and says what happened to each."""
-        now = self.clock.now()
-        context = request.as_fields()
-        good: list[QueuedEvent] = []
-        rejected: list[dict[str, Any]] = []
-        dropped: list[dict[str, Any]] = []
-        for index, raw in enumerate(events):
-            if isinstance(raw, dict) and context:
-                raw = {**raw, "_request": context}
-            try:
-                mapped = to_capi_event(raw, now=now, new_id=self.new_id, config=self.mapping)
-            except Exception as exc:  # a mapping bug costs this event only, never its batch
-                log.error("event could not be mapped", component="ingest",
-                          error_type=type(exc).__name__)
-                rejected.append({"index": index, "errors": ["event: could not be read"]})
-                continue
-            if mapped.dropped:
-                dropped.append({"index": index, "fields": list(mapped.dropped)})
-            if mapped.event is None:
-                rejected.append({"index": index, "errors": list(mapped.reasons)})
-                continue
-            good.append(QueuedEvent(mapped.event, mapped.client_id, mapped.consent,
-                                    mapped.dropped))
-        for chunk in chunks(good, max_events=MAX_EVENTS_PER_REQUEST):
-            self.publisher.publish(encode(chunk), {"count": str(len(chunk)),
-                                                   "source": "ingest"})
-        log.info("ingested", component="ingest", accepted=len(good), rejected=len(rejected),
-                 dropped_fields=sorted({f for d in dropped for f in d["fields"]}) or None)
-        return IngestResult(len(good), rejected, dropped, [q.event.event_id for q in good])
+from capi_relay import log
+from capi_relay.app.coalescer import Coalescer
+from capi_relay.app.idempotency import Claim, Idempotency, event_key
+from capi_relay.app.ports import CapiClient, Clock, Publisher, SecretSource
+from capi_relay.core import consent as consent_rules
+from capi_relay.core.envelope import QueuedEvent, decode, encode
+from capi_relay.core.errors import (
+    InvalidEvent,
+    PublishFailed,
+    RelayError,
+    TokenProblem,
+    TransientError,
+)
+from capi_relay.core.graph_outcome import GraphOutcome, Verdict, backoff_seconds
+from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST, event_time_problem
+from capi_relay.core.model import CapiEvent, UserData
 
 
 @dataclass
@@ -118,61 +61,6 @@ class DeliveryPolicy:
     consent_policy: str = "strict"
     consent_missing: str = "send"
     in_call_retries: int = 2
-
-
-class Coalescer:
-    """Joins the sends of concurrent ``process`` calls into shared Graph requests.
-
-    Group commit: the first caller to arrive leads; it waits up to ``window`` seconds (less if
-    1000 events gather), then sends everything that joined in as few requests as Meta's limit
-    allows. Each caller then settles its own events, so every message is still acknowledged on
-    its own outcome. A window of 0 sends at once.
-    """
-
-    def __init__(self, window: float, max_events: int = MAX_EVENTS_PER_REQUEST):
-        self.window = window
-        self.max_events = max_events
-        self._cond = threading.Condition()
-        self._open: _Batch | None = None
-
-    def run(self, items: list["_Item"], deliver: Callable[[list["_Item"]], None]) -> None:
-        if self.window <= 0:
-            deliver(items)
-            return
-        with self._cond:
-            batch = self._open
-            leader = batch is None
-            if leader:
-                batch = self._open = _Batch()
-            batch.items.extend(items)
-            self._cond.notify_all()
-        if not leader:
-            batch.done.wait()
-        else:
-            deadline = time.monotonic() + self.window
-            with self._cond:
-                while len(batch.items) < self.max_events:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-                self._open = None  # later callers start the next batch
-            try:
-                deliver(batch.items)
-            except BaseException as exc:
-                batch.error = exc
-                raise
-            finally:
-                batch.done.set()
-        if batch.error is not None and not leader:
-            raise batch.error
-
-
-@dataclass
-class _Batch:
-    items: list = field(default_factory=list)
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
 
 
 class ProcessService:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
-from .graph_errors import GraphOutcome
+from capi_relay.core.graph_outcome import GraphOutcome
 
 if TYPE_CHECKING:
-    from .profiles import Write
+    from capi_relay.core.profiles import Write
 
 
 class Clock(Protocol):

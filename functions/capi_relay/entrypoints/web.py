@@ -10,9 +10,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Callable
 
-from . import collect, log
-from .errors import ConfigurationError, PublishFailed, RelayError
-from .service import MAX_EVENTS_PER_REQUEST, IngestService, ProcessService, RequestContext
+from capi_relay import log
+from capi_relay.app.ingest import IngestService, RequestContext
+from capi_relay.app.process import ProcessService
+from capi_relay.core import collect
+from capi_relay.core.errors import ConfigurationError, PublishFailed, RelayError
+from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST
 
 MAX_BODY_BYTES = 1_000_000
 JSON_HEADERS = {"Content-Type": "application/json"}

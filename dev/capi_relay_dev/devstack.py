@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from .localstack import LocalStack
+from capi_relay_dev.localstack import LocalStack
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FUNCTIONS_DIR = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 PROJECT = "capi-relay-local"
 TOPIC = "capi-events"
 DEAD_LETTER_TOPIC = "capi-events-dead-letter"
@@ -138,7 +138,7 @@ class LocalStack:
         self.processes.append(start_emulator("pubsub", self.pubsub_port, self.log_dir))
         self.processes.append(start_emulator("firestore", self.firestore_port, self.log_dir))
         if self.graph_url is None:
-            from .graph_standin import GraphStandin
+            from capi_relay_dev.graph_standin import GraphStandin
 
             self._standin_log = open(self.log_dir / "graph-standin.log", "a") \
                 if self.log_dir else open(os.devnull, "w")

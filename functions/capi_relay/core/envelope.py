@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .errors import InvalidEvent
-from .model import CapiEvent, canonical_json
+from capi_relay.core.errors import InvalidEvent
+from capi_relay.core.model import CapiEvent, canonical_json
 
 VERSION = 1
 

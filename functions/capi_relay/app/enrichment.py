@@ -17,12 +17,13 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from . import log, profiles, regional
-from .envelope import QueuedEvent
-from .errors import StoreUnavailable
-from .model import HASHED_KEYS, CapiEvent, UserData
-from .ports import ProfileStore
-from .regional import RegionalRules
+from capi_relay import log
+from capi_relay.app.ports import ProfileStore
+from capi_relay.core import profiles, regional
+from capi_relay.core.envelope import QueuedEvent
+from capi_relay.core.errors import StoreUnavailable
+from capi_relay.core.model import HASHED_KEYS, CapiEvent, UserData
+from capi_relay.core.regional import RegionalRules
 
 
 def guard_hashed(user_data: UserData) -> tuple[UserData, tuple[str, ...]]:
@@ -116,7 +117,7 @@ class Enricher:
 
 def build_enricher(settings) -> Enricher:
     """The processor's enricher: Firestore profiles plus the configured regional rules."""
-    from .adapters.firestore import FirestoreProfileStore
+    from capi_relay.adapters.firestore import FirestoreProfileStore
 
     rules = RegionalRules.from_settings(settings.ldu_regions, settings.redact)
     store = FirestoreProfileStore(settings.project, settings.profiles_collection)

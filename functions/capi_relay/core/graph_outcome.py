@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .errors import (
+from capi_relay.core.errors import (
     EventRejected,
     EventTooOld,
     GraphUnavailable,
@@ -133,7 +133,7 @@ class GraphOutcome:
         return " ".join(parts) + (f": {text}" if text else "")
 
     def to_error(self) -> RelayError | None:
-        """The exception from ``capi_relay.errors`` this outcome stands for; None when OK.
+        """The exception from ``capi_relay.core.errors`` this outcome stands for; None when OK.
 
         Returned, not raised: the service decides whether to raise (retry) or record (ack).
         """

@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any, Sequence
 
-from .model import HASHED_KEYS, NEVER_HASHED_KEYS
+from capi_relay.core.model import HASHED_KEYS, NEVER_HASHED_KEYS
 
 
 def _read_body(path: str | None) -> Any:
@@ -18,8 +18,8 @@ def _read_body(path: str | None) -> Any:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from .mapping import MappingConfig, to_capi_event
-    from .web import parse_events
+    from capi_relay.core.mapping import MappingConfig, to_capi_event
+    from capi_relay.entrypoints.web import parse_events
 
     try:
         raw = _read_body(args.file)
@@ -49,7 +49,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
-    from .normalize import prepare
+    from capi_relay.core.normalize import prepare
 
     if args.field not in HASHED_KEYS + NEVER_HASHED_KEYS:
         print(f"capi-relay hash: unknown user_data field {args.field!r}", file=sys.stderr)
@@ -76,10 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     hash_.add_argument("values", nargs="+")
     hash_.set_defaults(run=cmd_hash)
 
-    from .replay import register as register_replay
+    from capi_relay_ops.replay import register as register_replay
 
     register_replay(sub)
-    from .profiles_import import register as register_profiles
+    from capi_relay_ops.profiles_import import register as register_profiles
 
     register_profiles(sub)
     return parser

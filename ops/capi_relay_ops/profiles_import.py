@@ -20,8 +20,8 @@ import sys
 import time
 from typing import Any, Iterator, Mapping, TextIO
 
-from .normalize import normalize_country
-from .profiles import CrmRow, ImportPlan, header_key, plan_import, prepare_row
+from capi_relay.core.normalize import normalize_country
+from capi_relay.core.profiles import CrmRow, ImportPlan, header_key, plan_import, prepare_row
 
 FORMATS = ("csv", "jsonl")
 
@@ -124,8 +124,8 @@ def cmd_import(args: argparse.Namespace) -> int:
             print("capi-relay profiles import: --project or GOOGLE_CLOUD_PROJECT is required",
                   file=sys.stderr)
             return 2
-        from .adapters.firestore import FirestoreProfileStore
-        from .errors import StoreUnavailable
+        from capi_relay.adapters.firestore import FirestoreProfileStore
+        from capi_relay.core.errors import StoreUnavailable
 
         store = FirestoreProfileStore(project, args.collection, timeout=60.0)
         try:

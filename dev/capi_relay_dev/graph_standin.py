@@ -2,7 +2,7 @@
 
 Operators run it to try the relay without a Meta token; tests run it as Meta::
 
-    python -m capi_relay.graph_standin --host 127.0.0.1 --port 8089 [--token TOKEN]
+    python -m capi_relay_dev.graph_standin --host 127.0.0.1 --port 8089 [--token TOKEN]
 
 It checks a batch the way Meta documents (Conversions API "Using the API" and "Server Event" /
 "Customer Information Parameters" pages) and answers in Graph's error format. One invalid event
@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
-from .model import HASHED_KEYS, NEVER_HASHED_KEYS, ActionSource
+from capi_relay.core.model import HASHED_KEYS, NEVER_HASHED_KEYS, ActionSource
 
 #: "You can send up to 1,000 events in data." (Conversions API, Using the API: Batch Requests)
 MAX_EVENTS = 1000
@@ -686,7 +686,7 @@ def _fbtrace_id() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m capi_relay.graph_standin",
+        prog="python -m capi_relay_dev.graph_standin",
         description="Local stand-in for Meta's Graph API /events edge (no Meta account needed).",
     )
     parser.add_argument("--host", default="127.0.0.1")

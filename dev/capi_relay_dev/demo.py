@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .localstack import LocalStack
+from capi_relay_dev.localstack import LocalStack
 
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "tests" / "events"
 SAMPLES = ["ga4_purchase_sgtm.json", "datalayer_purchase_web.json", "lead.json",

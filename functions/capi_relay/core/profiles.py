@@ -25,8 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .model import HASHED_KEYS, UserData
-from .normalize import (
+from capi_relay.core.model import HASHED_KEYS, UserData
+from capi_relay.core.normalize import (
     is_parameter_builder_value,
     is_sha256,
     normalize_country,

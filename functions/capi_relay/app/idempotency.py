@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .ports import IdempotencyBackend
+from capi_relay.app.ports import IdempotencyBackend
 
 
 class State(str, Enum):
@@ -129,30 +129,3 @@ class Idempotency:
         """Gives the claim back after a transient failure; the attempt still counts."""
         self._finish(key, State.RELEASED, now, attempts)
 
-
-class MemoryBackend:
-    """An in-memory backend with the same conditional-write semantics (tests, previews)."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, tuple[dict[str, Any], int]] = {}
-
-    def get(self, key: str):
-        found = self.records.get(key)
-        return (dict(found[0]), found[1]) if found else None
-
-    def create(self, key: str, record: dict[str, Any]) -> bool:
-        if key in self.records:
-            return False
-        self.records[key] = (dict(record), 1)
-        return True
-
-    def replace(self, key: str, record: dict[str, Any], version: Any) -> bool:
-        found = self.records.get(key)
-        if found is None or found[1] != version:
-            return False
-        self.records[key] = (dict(record), version + 1)
-        return True
-
-    def put(self, key: str, record: dict[str, Any]) -> None:
-        found = self.records.get(key)
-        self.records[key] = (dict(record), found[1] + 1 if found else 1)

@@ -22,8 +22,8 @@ import re
 import unicodedata
 from typing import Any, Callable
 
-from .model import HASHED_KEYS, NEVER_HASHED_KEYS
-from .regions import COUNTRY_ALIASES, ISO_ALPHA2, STATE_CODES, STATE_NAMES
+from capi_relay.core.model import HASHED_KEYS, NEVER_HASHED_KEYS
+from capi_relay.core.regions import COUNTRY_ALIASES, ISO_ALPHA2, STATE_CODES, STATE_NAMES
 
 __all__ = [
     "is_parameter_builder_value",

@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Iterable, Mapping
 
-from .errors import ConfigurationError
-from .model import CapiEvent, UserData
-from .normalize import normalize, sha256_hex
-from .regions import ISO_ALPHA2
+from capi_relay.core.errors import ConfigurationError
+from capi_relay.core.model import CapiEvent, UserData
+from capi_relay.core.normalize import normalize, sha256_hex
+from capi_relay.core.regions import ISO_ALPHA2
 
 EU_MEMBER_STATES: tuple[str, ...] = (
     "at", "be", "bg", "cy", "cz", "de", "dk", "ee", "es", "fi", "fr", "gr", "hr", "hu", "ie",

@@ -1,0 +1,1 @@
+"""Development tools (Graph stand-in, local stack, demo): installed, never deployed."""

@@ -1,0 +1,1 @@
+"""Services over ports: ingest, process, the delivery ledger, enrichment."""

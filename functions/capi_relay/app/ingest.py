@@ -1,0 +1,74 @@
+"""The ingest service: map and hash each event, publish the good ones, say what became of each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from capi_relay import log
+from capi_relay.app.ports import Clock, Publisher
+from capi_relay.core.envelope import QueuedEvent, chunks, encode
+from capi_relay.core.mapping import DEFAULT_CONFIG, MappingConfig, to_capi_event
+from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the HTTP request knows about the browser, used where an event lacks it."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    fbp: str | None = None
+    fbc: str | None = None
+
+    def as_fields(self) -> dict[str, str]:
+        return {k: v for k, v in (("ip", self.ip), ("user_agent", self.user_agent),
+                                  ("fbp", self.fbp), ("fbc", self.fbc)) if v}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    rejected: list[dict[str, Any]]
+    dropped: list[dict[str, Any]]
+    event_ids: list[str]
+
+
+class IngestService:
+    def __init__(self, publisher: Publisher, clock: Clock, new_id: Callable[[], str],
+                 mapping: MappingConfig = DEFAULT_CONFIG):
+        self.publisher = publisher
+        self.clock = clock
+        self.new_id = new_id
+        self.mapping = mapping
+
+    def ingest(self, events: list[Any], request: RequestContext) -> IngestResult:
+        """Maps every event, publishes the good ones, and says what happened to each."""
+        now = self.clock.now()
+        context = request.as_fields()
+        good: list[QueuedEvent] = []
+        rejected: list[dict[str, Any]] = []
+        dropped: list[dict[str, Any]] = []
+        for index, raw in enumerate(events):
+            if isinstance(raw, dict) and context:
+                raw = {**raw, "_request": context}
+            try:
+                mapped = to_capi_event(raw, now=now, new_id=self.new_id, config=self.mapping)
+            except Exception as exc:  # a mapping bug costs this event only, never its batch
+                log.error("event could not be mapped", component="ingest",
+                          error_type=type(exc).__name__)
+                rejected.append({"index": index, "errors": ["event: could not be read"]})
+                continue
+            if mapped.dropped:
+                dropped.append({"index": index, "fields": list(mapped.dropped)})
+            if mapped.event is None:
+                rejected.append({"index": index, "errors": list(mapped.reasons)})
+                continue
+            good.append(QueuedEvent(mapped.event, mapped.client_id, mapped.consent,
+                                    mapped.dropped))
+        for chunk in chunks(good, max_events=MAX_EVENTS_PER_REQUEST):
+            self.publisher.publish(encode(chunk), {"count": str(len(chunk)),
+                                                   "source": "ingest"})
+        log.info("ingested", component="ingest", accepted=len(good), rejected=len(rejected),
+                 dropped_fields=sorted({f for d in dropped for f in d["fields"]}) or None)
+        return IngestResult(len(good), rejected, dropped, [q.event.event_id for q in good])

@@ -1,0 +1,1 @@
+"""The pure core: no I/O library is imported here; time and ids are arguments."""

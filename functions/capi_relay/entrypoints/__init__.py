@@ -1,0 +1,1 @@
+"""Transport: HTTP requests and Pub/Sub pushes in, service calls, statuses out."""

@@ -1,0 +1,1 @@
+"""Operator commands (`capi-relay ...`): installed by make install, never deployed."""
