@@ -262,3 +262,12 @@ def test_harness_has_no_globals_the_sandbox_lacks(tmp_path, recorder):
     template = _variant(tmp_path, "const JSON = require('JSON');\n", "")
     report = run_tag({"relayUrl": recorder.url}, ga4_event(), template=template)
     assert report["outcome"] == "error" and "JSON is not defined" in report["error"]
+
+
+def test_the_templates_own_tests_pass_under_the_harness():
+    """The ___TESTS___ scenarios (sGTM's template tests) run with mock, runCode, assertApi."""
+    proc = subprocess.run([node_binary(), str(HARNESS), str(TEMPLATE), "--tests"],
+                          capture_output=True, text=True, timeout=60)
+    results = json.loads(proc.stdout)["scenarios"]
+    assert len(results) >= 5
+    assert [r for r in results if not r["passed"]] == [] and proc.returncode == 0, proc.stderr

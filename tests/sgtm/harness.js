@@ -13,6 +13,11 @@
 // Exit status: 0 gtmOnSuccess, 1 gtmOnFailure, 2 the template broke a sandbox rule or threw,
 // 3 neither callback was called before the timeout.
 //
+//   node tests/sgtm/harness.js TEMPLATE.tpl --tests
+//
+// runs the template's own ___TESTS___ scenarios instead (mock, runCode, assertApi, assertThat,
+// callLater), prints {"scenarios": [{"name", "passed", "failures"}]} and exits 0 when all pass.
+//
 // Like the sGTM sandbox, require() only hands out an API whose permission the template's
 // ___SERVER_PERMISSIONS___ declares (or one that needs none), and each API checks the
 // permission's parameters (header allow-list, event data keys, URLs, logging environment).
@@ -328,19 +333,172 @@ function main() {
   data.gtmOnFailure = settle('failure');
 
   const timer = setTimeout(finish, run.timeoutMs || 15000);
-  // A fresh global scope without the globals the sandbox does not have: the template must
-  // require() JSON, Math, Object and Promise like it has to in sGTM.
-  const context = vm.createContext({});
-  vm.runInContext('delete globalThis.JSON; delete globalThis.Math; delete globalThis.Promise;' +
-                  'delete globalThis.console;', context);
   process.on('unhandledRejection', (reason) => fail(reason));
   try {
-    const fn = vm.runInContext('(function (require, data) {\n' + code + '\n})', context,
-                               {filename: templatePath});
-    fn(sandboxRequire, data);
+    sandboxFunction(code, templatePath)(sandboxRequire, data);
   } catch (e) {
     fail(e);
   }
 }
 
-main();
+/**
+ * The code as a function of (require, data) in a fresh global scope without the globals the
+ * sandbox does not have: JSON, Math, Object and Promise must be require()d, as in sGTM.
+ */
+function sandboxFunction(code, filename) {
+  const context = vm.createContext({});
+  vm.runInContext('delete globalThis.JSON; delete globalThis.Math; delete globalThis.Promise;' +
+                  'delete globalThis.console;', context);
+  return vm.runInContext('(function (require, data) {\n' + code + '\n})', context,
+                         {filename: filename});
+}
+
+/** The ___TESTS___ section: {scenarios: [{name, code}], setup}; the YAML subset GTM writes. */
+function parseTests(text) {
+  const lines = text.split('\n');
+  const scenarios = [];
+  let setup = '';
+  let i = 0;
+  function block(indent) {  // the lines of a '|-' block scalar, dedented
+    const out = [];
+    while (i < lines.length && (lines[i].trim() === '' || lines[i].startsWith(indent))) {
+      out.push(lines[i].slice(indent.length));
+      i++;
+    }
+    return out.join('\n').replace(/\s+$/, '');
+  }
+  function unquote(value) {
+    const v = value.trim();
+    return /^'.*'$/.test(v) ? v.slice(1, -1).replace(/''/g, "'") : v;
+  }
+  while (i < lines.length) {
+    const line = lines[i];
+    let m;
+    if ((m = /^- name: (.*)$/.exec(line))) {
+      scenarios.push({name: unquote(m[1]), code: ''});
+      i++;
+    } else if (/^  code: \|-\s*$/.test(line)) {
+      i++;
+      scenarios[scenarios.length - 1].code = block('    ');
+    } else if (/^setup: \|-\s*$/.test(line)) {
+      i++;
+      setup = block('  ');
+    } else {
+      i++;
+    }
+  }
+  return {scenarios: scenarios, setup: setup};
+}
+
+function deepEqual(a, b) {
+  if (a === b) return true;
+  if (getType(a) !== getType(b) || a === null || typeof a !== 'object') return false;
+  const ka = Object.keys(a).filter((k) => a[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => b[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => deepEqual(a[k], b[k]));
+}
+
+/** Runs one scenario: setup + code, with GTM's test APIs; resolves to the failures. */
+function runScenario(templateCode, declared, setup, scenario, templatePath) {
+  return new Promise((resolve) => {
+    const failures = [];
+    const mocks = {};
+    const calls = {};
+    const state = {requests: [], logs: []};
+    const apis = buildApis(declared, {event: {}}, state);
+    const record = (name, fn) => (...args) => {
+      (calls[name] = calls[name] || []).push(args);
+      return fn(...args);
+    };
+    const templateRequire = (name) => {
+      if (!Object.prototype.hasOwnProperty.call(API_PERMISSION, name)) {
+        throw new SandboxError("require('" + name + "'): not implemented by the harness");
+      }
+      const permission = API_PERMISSION[name];
+      if (permission && !declared[permission]) {
+        throw new SandboxError("require('" + name + "') needs '" + permission + "'");
+      }
+      if (mocks[name]) return record(name, (...args) => mocks[name](...args));
+      return typeof apis[name] === 'function' ? record(name, apis[name]) : apis[name];
+    };
+    const expectThat = (actual) => {
+      const check = (ok, what) => { if (!ok) failures.push(what); };
+      const show = (v) => JSON.stringify(v);
+      return {
+        isEqualTo: (expected) => check(deepEqual(actual, expected),
+                                       show(actual) + ' is not equal to ' + show(expected)),
+        isNotEqualTo: (expected) => check(!deepEqual(actual, expected),
+                                          show(actual) + ' is equal to ' + show(expected)),
+        isUndefined: () => check(actual === undefined, show(actual) + ' is not undefined'),
+        isDefined: () => check(actual !== undefined, 'value is undefined'),
+        isTrue: () => check(actual === true, show(actual) + ' is not true'),
+        isFalse: () => check(actual === false, show(actual) + ' is not false'),
+      };
+    };
+    const testApis = {
+      mock: (name, impl) => { mocks[name] = impl; },
+      runCode: (data) => {
+        const fields = Object.assign({}, data || {});
+        fields.gtmOnSuccess = record('gtmOnSuccess', () => undefined);
+        fields.gtmOnFailure = record('gtmOnFailure', () => undefined);
+        return sandboxFunction(templateCode, templatePath)(templateRequire, fields);
+      },
+      assertApi: (name) => ({
+        wasCalled: () => { if (!calls[name]) failures.push(name + ' was not called'); },
+        wasNotCalled: () => { if (calls[name]) failures.push(name + ' was called'); },
+        wasCalledWith: (...args) => {
+          if (!(calls[name] || []).some((c) => deepEqual(c, args))) {
+            failures.push(name + ' was not called with ' + JSON.stringify(args));
+          }
+        },
+      }),
+      assertThat: expectThat,
+    };
+    const testRequire = (name) => {
+      if (name === 'callLater') return (fn) => { setTimeout(fn, 0); };
+      return apis[name] !== undefined ? apis[name] : testRequire.missing(name);
+    };
+    testRequire.missing = (name) => {
+      throw new SandboxError("test code: require('" + name + "') is not implemented");
+    };
+    const body = 'const mock = t.mock, runCode = t.runCode, assertApi = t.assertApi,' +
+                 ' assertThat = t.assertThat;\n' + setup + '\n' + scenario.code;
+    const onRejection = (reason) => failures.push('unhandled rejection: ' + show(reason));
+    const show = (v) => (v && v.message) || JSON.stringify(v);
+    process.on('unhandledRejection', onRejection);
+    try {
+      const context = vm.createContext({});
+      vm.runInContext('delete globalThis.JSON; delete globalThis.Math;' +
+                      'delete globalThis.Promise; delete globalThis.console;', context);
+      vm.runInContext('(function (require, t) {\n' + body + '\n})', context,
+                      {filename: templatePath + ' ___TESTS___'})(testRequire, testApis);
+    } catch (e) {
+      failures.push('threw: ' + show(e));
+    }
+    // callLater() callbacks run after the promise callbacks; give both time to run
+    setTimeout(() => setTimeout(() => {
+      process.removeListener('unhandledRejection', onRejection);
+      resolve(failures);
+    }, 10), 10);
+  });
+}
+
+async function runTests(templatePath) {
+  const parts = sections(fs.readFileSync(templatePath, 'utf8'));
+  const declared = permissions(parts.SERVER_PERMISSIONS);
+  const tests = parseTests(parts.TESTS || '');
+  const results = [];
+  for (const scenario of tests.scenarios) {
+    const failures = await runScenario(parts.SANDBOXED_JS_FOR_SERVER, declared, tests.setup,
+                                       scenario, templatePath);
+    results.push({name: scenario.name, passed: failures.length === 0, failures: failures});
+  }
+  process.stdout.write(JSON.stringify({scenarios: results}) + '\n');
+  process.exitCode = results.length && results.every((r) => r.passed) ? 0 : 1;
+}
+
+if (process.argv[3] === '--tests') {
+  runTests(process.argv[2]);
+} else {
+  main();
+}
