@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 test: install
-	bash tools/check_prereqs.sh
+	bash tools/check_prereqs.sh test
 	$(VENV)/bin/ruff check functions ops dev tests benchmarks
 	$(PY) -m pytest -q -p no:cacheprovider
 	bash tools/check_infra.sh
