@@ -12,6 +12,7 @@ locals {
       "iam.googleapis.com",
       "iamcredentials.googleapis.com", # OIDC tokens minted for the push subscription
       "logging.googleapis.com",
+      "monitoring.googleapis.com", # log-based metrics' alerts and the dashboard (monitoring.tf)
       "pubsub.googleapis.com",
       "run.googleapis.com", # gen2 functions run as Cloud Run services
       "secretmanager.googleapis.com",

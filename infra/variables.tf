@@ -317,3 +317,60 @@ variable "first_party_domain" {
     error_message = "first_party_domain must be empty or a lowercase DNS name such as collect.example.com."
   }
 }
+
+# --- monitoring ------------------------------------------------------------------------------
+
+variable "alert_notification_channels" {
+  type        = list(string)
+  description = "Cloud Monitoring notification channels the alerts go to, as projects/P/notificationChannels/N (create them in the console or with google_monitoring_notification_channel). Empty: the alerts still open incidents, shown on the dashboard, but tell nobody."
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
+    error_message = "alert_notification_channels entries must look like projects/P/notificationChannels/N."
+  }
+}
+
+variable "dead_letter_alert_share" {
+  type        = number
+  description = "Alert when more than this share of the events the processor settled (sent or dead-lettered) was dead-lettered within dead_letter_alert_window_minutes, e.g. 0.05 for 5%."
+  default     = 0.05
+
+  validation {
+    condition     = var.dead_letter_alert_share > 0 && var.dead_letter_alert_share < 1
+    error_message = "dead_letter_alert_share must be between 0 and 1 (exclusive)."
+  }
+}
+
+variable "dead_letter_alert_min_events" {
+  type        = number
+  description = "The dead-letter share alert only fires once at least this many events were settled in the window, so one bad event on a quiet night does not page anyone."
+  default     = 20
+
+  validation {
+    condition     = var.dead_letter_alert_min_events >= 1 && floor(var.dead_letter_alert_min_events) == var.dead_letter_alert_min_events
+    error_message = "dead_letter_alert_min_events must be a whole number >= 1."
+  }
+}
+
+variable "dead_letter_alert_window_minutes" {
+  type        = number
+  description = "Window over which the dead-letter share is measured."
+  default     = 60
+
+  validation {
+    condition     = var.dead_letter_alert_window_minutes >= 5 && var.dead_letter_alert_window_minutes <= 1440
+    error_message = "dead_letter_alert_window_minutes must be from 5 to 1440."
+  }
+}
+
+variable "stalled_delivery_minutes" {
+  type        = number
+  description = "Alert when ingest accepted events during this many minutes but the processor sent none (and dropped none for consent)."
+  default     = 30
+
+  validation {
+    condition     = var.stalled_delivery_minutes >= 10 && var.stalled_delivery_minutes <= 1440
+    error_message = "stalled_delivery_minutes must be from 10 to 1440."
+  }
+}

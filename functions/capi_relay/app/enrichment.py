@@ -96,7 +96,8 @@ class Enricher:
                             event_id=event.event_id,
                             error_type=type(exc.__cause__ or exc).__name__)
         if added or writes:
-            log.info("enriched", component="process", event_id=event.event_id,
+            log.info("enriched", component="process", event_name=event.event_name,
+                     event_id=event.event_id,
                      enriched_keys=sorted(added) or None,
                      matched_by=match.matched_by if added else None,
                      remembered=_kinds(lookup, writes) or None,

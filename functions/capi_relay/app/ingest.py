@@ -9,7 +9,7 @@ from capi_relay import log
 from capi_relay.app.ports import Clock, Publisher
 from capi_relay.core.envelope import QueuedEvent, chunks, encode
 from capi_relay.core.mapping import DEFAULT_CONFIG, MappingConfig, to_capi_event
-from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST
+from capi_relay.core.meta_rules import INSUFFICIENT_KEYS, MAX_EVENTS_PER_REQUEST
 
 
 @dataclass(frozen=True)
@@ -71,4 +71,8 @@ class IngestService:
                                                    "source": "ingest"})
         log.info("ingested", component="ingest", accepted=len(good), rejected=len(rejected),
                  dropped_fields=sorted({f for d in dropped for f in d["fields"]}) or None)
+        insufficient = sum(INSUFFICIENT_KEYS in r["errors"] for r in rejected)
+        if insufficient:  # counted by monitoring: the site sends events Meta cannot match
+            log.warning("rejected: insufficient customer information", component="ingest",
+                        count=insufficient)
         return IngestResult(len(good), rejected, dropped, [q.event.event_id for q in good])

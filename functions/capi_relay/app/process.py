@@ -25,7 +25,11 @@ from capi_relay.core.errors import (
     TransientError,
 )
 from capi_relay.core.graph_outcome import GraphOutcome, Verdict, backoff_seconds
-from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST, event_time_problem
+from capi_relay.core.meta_rules import (
+    MAX_EVENTS_PER_REQUEST,
+    event_time_problem,
+    match_key_counts,
+)
 from capi_relay.core.model import CapiEvent, UserData
 
 
@@ -180,7 +184,8 @@ class ProcessService:
                 item.outcome, item.fbtrace_id = "sent", outcome.fbtrace_id
                 self.idempotency.mark_sent(item.key, now, item.attempts, outcome.fbtrace_id)
             log.info("sent", component="process", batch_size=len(batch),
-                     events_received=outcome.events_received, fbtrace_id=outcome.fbtrace_id)
+                     events_received=outcome.events_received, fbtrace_id=outcome.fbtrace_id,
+                     match_keys=match_key_counts(item.event for item in batch))
         elif outcome.verdict in (Verdict.INVALID_EVENT, Verdict.PERMANENT):
             if len(batch) == 1:
                 batch[0].outcome = "dead"

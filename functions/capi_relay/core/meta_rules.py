@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Iterable, Set
 
-from capi_relay.core.model import ActionSource, UserData
+from capi_relay.core.model import ActionSource, CapiEvent, UserData
 
 #: Meta accepts at most this many events in one request to the events edge.
 MAX_EVENTS_PER_REQUEST = 1000
@@ -41,7 +41,8 @@ def match_keys_problem(user_data: UserData) -> str | None:
 
 
 _LOCATION_KEYS = frozenset({"ct", "st", "zp", "db"})
-_INSUFFICIENT_KEYS = ("user_data: insufficient customer information (add em, ph, external_id, "
+#: The reason an event is rejected for; monitoring counts it (ingest logs it by this name).
+INSUFFICIENT_KEYS = ("user_data: insufficient customer information (add em, ph, external_id, "
                       "fbp, fbc, or client_ip_address with client_user_agent)")
 
 
@@ -52,4 +53,19 @@ def _match_keys_problem(present: Set[str]) -> str | None:
         return None
     if "fn" in present and "ln" in present and not present.isdisjoint(_LOCATION_KEYS):
         return None
-    return _INSUFFICIENT_KEYS
+    return INSUFFICIENT_KEYS
+
+
+def match_key_counts(events: Iterable[CapiEvent]) -> dict[str, dict[str, int]]:
+    """Per event name: ``events`` (how many) and, per user_data key, how many carried it.
+
+    Key names and counts only, never a value: the processor logs this for every batch Meta
+    accepts, and ``capi-relay report`` reads match quality from it.
+    """
+    counts: dict[str, dict[str, int]] = {}
+    for event in events:
+        row = counts.setdefault(event.event_name, {"events": 0})
+        row["events"] += 1
+        for key in event.user_data.present_keys():
+            row[key] = row.get(key, 0) + 1
+    return counts
