@@ -69,18 +69,25 @@ def ingest_service() -> IngestService:
     return _once("ingest", build)
 
 
+def token_source(s: Settings):
+    """Where the processor reads Meta's token: META_ACCESS_TOKEN (local runs) or the secret
+    version META_TOKEN_SECRET names. ``capi-relay doctor`` reads it the same way."""
+    from capi_relay.adapters.secrets import SecretManagerSource, StaticSecret
+
+    return StaticSecret(s.access_token) if s.access_token else \
+        SecretManagerSource(s.token_secret)
+
+
 def process_service() -> ProcessService:
     def build() -> ProcessService:
         from capi_relay.adapters.clock import SystemClock
         from capi_relay.adapters.firestore import FirestoreIdempotencyBackend
         from capi_relay.adapters.graph import GraphCapiClient
         from capi_relay.adapters.pubsub import PubSubPublisher
-        from capi_relay.adapters.secrets import SecretManagerSource, StaticSecret
         from capi_relay.app.enrichment import build_enricher
 
         s = Settings.from_env(need=("token",))
-        secrets = StaticSecret(s.access_token) if s.access_token else \
-            SecretManagerSource(s.token_secret)
+        secrets = token_source(s)
         idempotency = Idempotency(
             FirestoreIdempotencyBackend(s.project, s.idempotency_collection),
             lease_seconds=s.lease_seconds, ttl_seconds=s.idempotency_ttl_hours * 3600)

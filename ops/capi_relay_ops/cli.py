@@ -1,4 +1,5 @@
-"""The ``capi-relay`` command: operator tools (preview, hash, replay, profiles import)."""
+"""The ``capi-relay`` command: operator tools (preview, hash, replay, profiles import, doctor,
+report)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     from capi_relay_ops.profiles_import import register as register_profiles
 
     register_profiles(sub)
+    from capi_relay_ops.doctor import register as register_doctor
+
+    register_doctor(sub)
     return parser
 
 
