@@ -14,7 +14,8 @@ reported for events without customer information. Every other subcode here sits 
 the stand-in owns, so a test can tell the rules apart while ``classify()`` still reads them as
 invalid-event errors (code 100, subcode 2804xxx), like Meta's own.
 
-Endpoints besides ``/events``: ``GET /healthz``, ``GET|DELETE /_standin/events`` (accepted events),
+Endpoints besides ``/events``: ``GET /{version}/dataset_quality`` (Meta's Dataset Quality API, see
+``dataset_quality``), ``GET /healthz``, ``GET|DELETE /_standin/events`` (accepted events),
 ``GET|POST /_standin/faults`` (fault injection). Faults are decided before any validation, and a
 faulted request records nothing. One JSON line per request goes to stderr: method, path (without
 its query string), status, event count and error code; never a token or a user_data value.
@@ -65,6 +66,7 @@ _ANY_SHA256 = re.compile(r"[0-9A-Fa-f]{64}(?:\.[A-Za-z0-9_-]{2,8})?")
 # fb.<subdomain_index>.<creation_time ms>.<fbclid>, optionally with a Parameter Builder appendix.
 _FBC = re.compile(r"fb\.\d+\.\d+\.[^.\s]+(?:\.(?:[A-Za-z0-9_-]{2}|[A-Za-z0-9_-]{8}))?")
 _EVENTS_PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/events/?$")
+_DATASET_QUALITY_PATH = re.compile(r"^/(v\d+\.\d+)/dataset_quality/?$")
 
 
 class Subcode(IntEnum):
@@ -276,6 +278,63 @@ def check_marker(data: list[Any], marker: str) -> Rejection | None:
     return None
 
 
+# --- Dataset Quality API -------------------------------------------------------------------------
+#
+# Meta's Dataset Quality API (Conversions API > Dataset Quality API):
+#   GET /{version}/dataset_quality?dataset_id={PIXEL_ID}&fields=web{event_match_quality,event_name}
+# answers {"web": [{"event_name": ..., "event_match_quality": {"composite_score": 0-10,
+# "match_key_feedback": [{"identifier": ..., "coverage": {"percentage": ...}}]}}]}.
+# Event Match Quality exists for web events only (Meta: "EMQ is currently available only for web
+# events"), so only action_source=website events count here. Meta does not publish how the
+# composite score is computed: the weights below are the stand-in's own, to give a plausible
+# 0-10 number that rises with the keys sent. The identifier names are those seen in responses
+# quoted by integrators (ip_address, user_agent, ...), not a published list.
+
+#: CAPI user_data key -> match_key_feedback identifier
+DQ_IDENTIFIERS = {
+    "em": "email", "ph": "phone", "fn": "first_name", "ln": "last_name", "ge": "gender",
+    "db": "date_of_birth", "ct": "city", "st": "state", "zp": "zip", "country": "country",
+    "external_id": "external_id", "client_ip_address": "ip_address",
+    "client_user_agent": "user_agent", "fbc": "fbc", "fbp": "fbp",
+}
+#: the stand-in's own composite-score weights (per share of events carrying the key)
+_DQ_WEIGHTS = {
+    "em": 3.0, "ph": 2.0, "external_id": 1.0, "fbp": 1.0, "fbc": 1.0, "client_ip_address": 0.75,
+    "client_user_agent": 0.25, "fn": 0.25, "ln": 0.25, "ct": 0.25, "st": 0.1, "zp": 0.25,
+    "country": 0.1, "db": 0.1, "ge": 0.1,
+}
+PERMISSION_DENIED = Rejection(
+    400, 10, "(#10) Application does not have permission for this action",
+)
+
+
+def dataset_quality(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Dataset Quality API's ``web`` answer, from accepted events."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if event.get("action_source") == ActionSource.WEBSITE.value:
+            by_name.setdefault(str(event.get("event_name")), []).append(
+                event.get("user_data") or {})
+    web = []
+    for name in sorted(by_name):
+        users = by_name[name]
+        shares = {key: sum(1 for u in users if u.get(key) not in (None, "", [])) / len(users)
+                  for key in DQ_IDENTIFIERS}
+        score = min(10.0, sum(_DQ_WEIGHTS[key] * share for key, share in shares.items()))
+        web.append({
+            "event_name": name,
+            "event_match_quality": {
+                "composite_score": round(score, 1),
+                "match_key_feedback": [
+                    {"identifier": DQ_IDENTIFIERS[key],
+                     "coverage": {"percentage": round(share * 100, 1)}}
+                    for key, share in shares.items() if share > 0
+                ],
+            },
+        })
+    return {"web": web}
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -290,6 +349,8 @@ class Faults:
     reject_marker: str | None = None
     #: seconds to wait before answering an /events request (a slow Meta; crash tests)
     delay_seconds: float = 0.0
+    #: the Dataset Quality API answers a permission error (a token without ads_read)
+    dataset_quality_denied: bool = False
 
     def __post_init__(self) -> None:
         for name in ("error_rate_5xx", "throttle_rate"):
@@ -303,6 +364,8 @@ class Faults:
         seed = self.seed
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError("seed must be an integer or null")
+        if not isinstance(self.dataset_quality_denied, bool):
+            raise ValueError("dataset_quality_denied must be true or false")
 
 
 # --- server ------------------------------------------------------------------------------------
@@ -487,6 +550,8 @@ class GraphStandin:
                 return 200, asdict(self.faults), {}
             if method == "POST":
                 return self._post_faults(raw)
+        if _DATASET_QUALITY_PATH.match(path) and method == "GET":
+            return self._get_dataset_quality(parse_qs(query), handler)
         match = _EVENTS_PATH.match(path)
         if match and method == "POST":
             content_type = handler.headers.get("Content-Type", "")
@@ -564,6 +629,23 @@ class GraphStandin:
                 self._seen.add(key)
         body = {"events_received": len(records), "messages": [], "fbtrace_id": _fbtrace_id()}
         return 200, body, {"events": len(records)}
+
+    def _get_dataset_quality(self, query: dict[str, list[str]],
+                             handler: "_Handler") -> tuple[int, Any, dict[str, Any]]:
+        # Graph takes the token as a query parameter or an "Authorization: OAuth|Bearer" header.
+        header = handler.headers.get("Authorization", "")
+        scheme, _, credential = header.partition(" ")
+        token = credential.strip() if scheme.lower() in ("bearer", "oauth") else None
+        token = token or _first(query, "access_token")
+        rejection = check_token(token, self.expected_token)
+        if rejection is None and self.faults.dataset_quality_denied:
+            rejection = PERMISSION_DENIED
+        if rejection is None and not re.fullmatch(r"[0-9]+", _first(query, "dataset_id") or ""):
+            rejection = Rejection(400, 100, "(#100) The parameter dataset_id is required")
+        if rejection is not None:
+            return rejection.http_status, rejection.body(_fbtrace_id()), {"code": rejection.code}
+        body = dataset_quality(self.accepted)
+        return 200, body, {"events": len(body["web"])}
 
     def _decide_fault(self) -> tuple[Rejection, str] | None:
         with self._lock:

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     from capi_relay_ops.doctor import register as register_doctor
 
     register_doctor(sub)
+    from capi_relay_ops.report import register as register_report
+
+    register_report(sub)
     return parser
 
 

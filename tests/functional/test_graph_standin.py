@@ -306,7 +306,7 @@ def test_faults_endpoint_validates_and_reports(standin):
     assert reply.status_code == 200
     assert requests.get(url, timeout=5).json() == {
         "error_rate_5xx": 0.0, "throttle_rate": 0.5, "expired_token_first_n": 0, "seed": 3,
-        "reject_marker": None, "delay_seconds": 0.0}
+        "reject_marker": None, "delay_seconds": 0.0, "dataset_quality_denied": False}
 
 
 def test_reject_marker_rejects_the_whole_batch_naming_the_index(standin):

@@ -1,4 +1,5 @@
-"""CapiClient port on Meta's Graph API: POST /{version}/{pixel_id}/events over a pooled session.
+"""CapiClient port on Meta's Graph API: POST /{version}/{pixel_id}/events over a pooled session;
+and the Dataset Quality API read that ``capi-relay report`` uses.
 
 The only module that imports ``requests``. It never raises for what Graph answers and never for a
 timeout or a refused connection: every answer becomes a ``GraphOutcome`` through
@@ -79,6 +80,37 @@ class GraphCapiClient:
             parsed = None
         return classify(response.status_code, parsed if isinstance(parsed, dict) else None,
                         headers=response.headers)
+
+    #: what ``dataset_quality`` asks for: Event Match Quality per web event name
+    DATASET_QUALITY_FIELDS = "web{event_match_quality,event_name}"
+
+    def dataset_quality(self, access_token: str) -> tuple[GraphOutcome, dict[str, Any] | None]:
+        """Meta's Dataset Quality API for this pixel: GET /{version}/dataset_quality.
+
+        The token travels in the Authorization header, never in the URL. Returns the outcome
+        (classified like a send) and, when it is OK, the parsed body.
+        """
+        try:
+            response = self._session.get(
+                f"{self.base_url}/{self.api_version}/dataset_quality",
+                params={"dataset_id": self.pixel_id, "fields": self.DATASET_QUALITY_FIELDS},
+                headers={"Authorization": f"Bearer {access_token}",
+                         "Accept": "application/json"},
+                timeout=self.timeout, allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            return replace(classify(None, None, transport_error=True),
+                           message=f"transport error: {type(exc).__name__}"), None
+        try:
+            parsed = response.json() if response.content else None
+        except ValueError:
+            parsed = None
+        parsed = parsed if isinstance(parsed, dict) else None
+        if 200 <= response.status_code < 300 and parsed is not None and "error" not in parsed:
+            # classify() wants events_received for an OK: a read has none
+            return GraphOutcome(Verdict.OK, response.status_code, None, None, "", None, None,
+                                None), parsed
+        return classify(response.status_code, parsed, headers=response.headers), None
 
     def close(self) -> None:
         if self._owns_session:
