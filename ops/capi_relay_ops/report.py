@@ -342,9 +342,12 @@ def _e(value: Any) -> str:
 
 
 def _bars(title: str, rows: list[tuple[str, float, str]], *, scale: float = 1.0,
-          chart: str = "bars") -> str:
+          chart: str = "bars", colors: list[str] | None = None) -> str:
     """A horizontal bar chart: (label, value in 0..scale, text beside the bar)."""
-    width, label_w, bar_w, row_h = 460, 110, 280, 20
+    colors = colors or _COLORS
+    bar_w, row_h = 280, 20
+    label_w = max([110] + [7 * len(label) + 10 for label, _, _ in rows])
+    width = label_w + bar_w + 60
     height = row_h * len(rows) + 8
     parts = [f'<figure><figcaption>{_e(title)}</figcaption>'
              f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -356,7 +359,7 @@ def _bars(title: str, rows: list[tuple[str, float, str]], *, scale: float = 1.0,
                      f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="14" '
                      f'fill="#eef1f5"/>'
                      f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{length}" height="14" '
-                     f'fill="{_COLORS[i % len(_COLORS)]}" data-label="{_e(label)}" '
+                     f'fill="{colors[i % len(colors)]}" data-label="{_e(label)}" '
                      f'data-value="{value:.4f}"/>'
                      f'<text x="{label_w + bar_w + 6}" y="{y + 14}">{_e(text)}</text>')
     parts.append("</svg></figure>")
@@ -414,7 +417,7 @@ def render_html(report: Report, quality: list[QualityRow] | None = None,
             rows_ba += [(f"{n} before", s.keys_before, f"{s.keys_before:.1f}"),
                         (f"{n} after", s.keys_after, f"{s.keys_after:.1f}")]
         parts.append(_bars("Keys per event, before and after enrichment", rows_ba, scale=top,
-                           chart="keys-per-event"))
+                           chart="keys-per-event", colors=["#9db4e8", "#3b6fd8"]))
         parts.append("</div>")
     else:
         parts.append("<p>No sent batches with match keys in this range.</p>")

@@ -8,10 +8,8 @@ Pixel is a stub that records its calls. Nothing here reaches the internet.
 from __future__ import annotations
 
 import http.server
-import os
 import re
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from capi_relay_dev.localstack import LocalStack, free_port
+from chromium import BASE_FLAGS, require_browser, start_driver
 from waiting import wait_for
 
 pytestmark = pytest.mark.browser
@@ -27,39 +26,11 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = Path(__file__).resolve().parent / "page.html"
 ARTIFACTS = ROOT / "artifacts" / "browser"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 #: a site name under a multi-label public suffix, resolved to the page server by Chromium
 SHOP_HOST = "www.shop.example.co.uk"
-CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1000,900",
-                # every name but the test shop fails to resolve: nothing can leave the machine
-                f"--host-resolver-rules=MAP {SHOP_HOST} 127.0.0.1, MAP * ~NOTFOUND, "
-                "EXCLUDE 127.0.0.1")
-
-
-def _must_run() -> bool:
-    return bool(os.environ.get("CI") or os.environ.get("CAPI_RELAY_REQUIRE_EMULATORS"))
-
-
-def _unavailable(reason: str) -> None:
-    if _must_run():
-        pytest.fail(f"browser tests must run here: {reason}")
-    pytest.skip(reason)
-
-
-def require_browser() -> None:
-    """Chromium and its driver from Debian (installed on demand) and selenium."""
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        result = subprocess.run(["bash", str(ROOT / "tools" / "install_browser.sh")],
-                                capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            _unavailable("could not install chromium: " + result.stderr[-500:])
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        _unavailable("selenium is not installed (pip install -e '.[dev]')")
-
+CHROME_FLAGS = BASE_FLAGS + (
+    # every name but the test shop fails to resolve: nothing can leave the machine
+    f"--host-resolver-rules=MAP {SHOP_HOST} 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",)
 
 
 class _PageHandler(http.server.BaseHTTPRequestHandler):
@@ -106,17 +77,7 @@ def site(tmp_path_factory):
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(20)
-    driver.set_script_timeout(20)
+    driver = start_driver(tmp_path / "chromium-profile", CHROME_FLAGS)
     try:
         yield driver
     finally:
