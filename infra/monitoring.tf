@@ -12,7 +12,9 @@ locals {
   process_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.process.name}\" AND jsonPayload.component=\"process\""
 
   # Cloud Monitoring's PromQL name of logging.googleapis.com/user/<name_prefix>/<metric>:
-  # ":" after the domain, every other ".", "/" and "-" becomes "_".
+  # ":" after the domain, every other ".", "/" and "-" becomes "_"; a distribution is read by
+  # its _sum/_count; log-based metrics can span resource types, so monitored_resource is named
+  # (Google Cloud, "Mapping Cloud Monitoring metrics to PromQL").
   promql_prefix = "logging_googleapis_com:user_${replace(var.name_prefix, "-", "_")}_"
   on_run        = "{monitored_resource=\"cloud_run_revision\"}"
 
