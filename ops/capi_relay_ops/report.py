@@ -399,11 +399,14 @@ def render_html(report: Report, quality: list[QualityRow] | None = None,
     ]
     parts.append("<h2>Match keys sent, per event name</h2>")
     if sent:
-        header = ["event_name", "sent", "keys/event before enrichment", "after"] + keys
+        header = ["event_name", "sent", "keys/event before enrichment", "after"] + \
+            [SHORT.get(k, k) for k in keys]
         rows = [[n, str(report.events[n].sent), f"{report.events[n].keys_before:.1f}",
                  f"{report.events[n].keys_after:.1f}"] +
                 [_pct(report.events[n].share(k)) for k in keys] for n in sent]
         parts.append(_html_table(header, rows, "match-keys"))
+        parts.append("<p class=\"muted\">" + ", ".join(
+            f"{_e(v)} = {_e(k)}" for k, v in SHORT.items()) + "</p>")
         parts.append("<div class=\"charts\">")
         for n in sent:
             s = report.events[n]
