@@ -276,11 +276,11 @@ locals {
     },
     {
       title   = "Dead-lettered by reason (per 5 minutes)"
-      queries = { reason = format(local.promql.dead_reason, "5m") }
+      queries = { "" = format(local.promql.dead_reason, "5m") } # "": legend from the label
     },
     {
       title   = "Dropped for consent by decision (per 5 minutes)"
-      queries = { consent = format(local.promql.consent_why, "5m") }
+      queries = { "" = format(local.promql.consent_why, "5m") }
     },
     {
       title = "Rejected at ingest: insufficient customer information; token errors (per 5 minutes)"
@@ -313,13 +313,12 @@ resource "google_monitoring_dashboard" "relay" {
             title = chart.title
             xyChart = {
               chartOptions = { mode = "COLOR" }
-              dataSets = [for legend, query in chart.queries : {
-                plotType           = "STACKED_BAR"
-                legendTemplate     = legend
+              dataSets = [for legend, query in chart.queries : merge({
+                plotType           = "LINE" # accepted and sent overlap: lines, not stacked bars
                 targetAxis         = "Y1"
                 timeSeriesQuery    = { prometheusQuery = query }
                 minAlignmentPeriod = "300s"
-              }]
+              }, legend == "" ? {} : { legendTemplate = legend })]
             }
           }
         }],
