@@ -1,6 +1,7 @@
 """``capi-relay doctor``: checks a deployment's settings, its Meta token and its API version.
 
-Reads the settings the functions read (the environment, or ``--env-file``), through
+Reads the settings the functions read (the environment, ``--env-file``, or a deployed
+function's own with ``--function``), through
 ``Settings.from_env``; reads the token the way the processor does (META_ACCESS_TOKEN, else the
 Secret Manager version META_TOKEN_SECRET names); sends one test event with a test event code,
 so the check shows under Events Manager's "Test events" and counts as no real event; and warns
@@ -52,6 +53,35 @@ def read_env_file(path: str) -> dict[str, str]:
                 value = value[1:-1]
             env[key.strip()] = value
     return env
+
+
+def function_env(name: str, region: str | None, project: str | None,
+                 run=None) -> dict[str, str]:
+    """The environment variables of a deployed gen2 function, from ``gcloud functions
+    describe`` (the operator's own gcloud login; nothing is stored)."""
+    import json
+    import subprocess
+
+    argv = ["gcloud", "functions", "describe", name, "--gen2", "--format=json"]
+    if region:
+        argv.append(f"--region={region}")
+    if project:
+        argv.append(f"--project={project}")
+    run = run or subprocess.run
+    try:
+        result = run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ValueError(f"gcloud could not run: {type(exc).__name__}") from None
+    if result.returncode != 0:
+        raise ValueError(f"gcloud functions describe {name} failed: "
+                         f"{result.stderr.strip()[-300:]}")
+    try:
+        described = json.loads(result.stdout)
+        env = described["serviceConfig"].get("environmentVariables") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(f"gcloud functions describe {name}: no serviceConfig in its "
+                         "answer") from None
+    return {str(k): str(v) for k, v in env.items()}
 
 
 def check_settings(env: Mapping[str, str]):
@@ -172,7 +202,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     import os
 
     try:
-        env = read_env_file(args.env_file) if args.env_file else dict(os.environ)
+        if args.function:
+            env = function_env(args.function, args.region, args.project)
+        else:
+            env = read_env_file(args.env_file) if args.env_file else dict(os.environ)
         today = _today(args.today)
     except (OSError, ValueError) as exc:
         print(f"capi-relay doctor: {exc}", file=sys.stderr)
@@ -183,8 +216,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     parser = sub.add_parser("doctor", help="check a deployment's settings, token and API version")
-    parser.add_argument("--env-file", help="read the settings from this KEY=VALUE file "
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--env-file", help="read the settings from this KEY=VALUE file "
                                            "(default: the environment)")
+    source.add_argument("--function", help="read the settings of this deployed function, e.g. "
+                                           "capi-relay-process (gcloud functions describe)")
+    parser.add_argument("--region", help="the function's region (with --function)")
+    parser.add_argument("--project", help="the function's project (with --function)")
     parser.add_argument("--test-event-code", help="Events Manager test event code for the token "
                                                   "check (default: META_TEST_EVENT_CODE)")
     parser.add_argument("--skip-token", action="store_true", help="do not call Meta")

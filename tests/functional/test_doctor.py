@@ -172,3 +172,33 @@ def test_command_line_with_an_env_file(standin, tmp_path, capsys):
     assert TOKEN not in out
     env_file.write_text("not a setting\n")
     assert main(["doctor", "--env-file", str(env_file)]) == 1
+
+
+def test_settings_of_a_deployed_function(standin, tmp_path, capsys, monkeypatch):
+    """--function reads the function's environment from gcloud (a stand-in gcloud here)."""
+    import json
+    import os
+    import stat
+
+    described = {"name": "projects/p/locations/europe-west1/functions/capi-relay-process",
+                 "serviceConfig": {"environmentVariables": env_for(standin)}}
+    answer = tmp_path / "describe.json"
+    answer.write_text(json.dumps(described))
+    calls = tmp_path / "calls.txt"
+    gcloud = tmp_path / "bin" / "gcloud"
+    gcloud.parent.mkdir()
+    gcloud.write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\ncat {answer}\n")
+    gcloud.chmod(gcloud.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{gcloud.parent}{os.pathsep}{os.environ['PATH']}")
+
+    code = main(["doctor", "--function", "capi-relay-process", "--region", "europe-west1",
+                 "--test-event-code", "TEST77", "--today", "2026-12-01"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert calls.read_text().split() == ["functions", "describe", "capi-relay-process", "--gen2",
+                                         "--format=json", "--region=europe-west1"]
+    assert standin.accepted[0]["test_event_code"] == "TEST77"
+
+    gcloud.write_text("#!/bin/sh\necho 'ERROR: NOT_FOUND' >&2\nexit 1\n")
+    assert main(["doctor", "--function", "nope"]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
