@@ -10,17 +10,13 @@ def _origins():
     return bootstrap.settings().allowed_origins
 
 
-def _can_publish() -> bool:
-    try:
-        bootstrap.publisher().publish(b"{}", {"kind": "healthcheck"})
-    except Exception:  # any failure means the function cannot publish now
-        return False
-    return True
+def _ready() -> bool:
+    return bootstrap.readiness().ready()
 
 
 @functions_framework.http
 def ingest(request):
-    return web.handle_ingest(request, bootstrap.ingest_service, _origins, _can_publish)
+    return web.handle_ingest(request, bootstrap.ingest_service, _origins, _ready)
 
 
 @functions_framework.cloud_event

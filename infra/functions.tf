@@ -91,9 +91,13 @@ resource "google_cloudfunctions2_function" "ingest" {
     environment_variables            = local.ingest_env
   }
 
+  # Pub/Sub drops what is published to a topic with no subscription: on a first deploy the
+  # ingest must not take events before the processor's push subscription exists.
   depends_on = [
     google_project_service.enabled,
     google_project_iam_member.build,
+    google_pubsub_subscription.process_push,
+    google_pubsub_topic_iam_member.ingest_views_events,
   ]
 }
 

@@ -40,6 +40,17 @@ resource "google_pubsub_topic_iam_member" "ingest_publishes_events" {
   member  = "serviceAccount:${google_service_account.ingest.email}"
 }
 
+# /healthz lists the topic's subscriptions (ready only once the push subscription exists).
+# Pub/Sub's access-control table requires pubsub.topics.get on the topic for
+# projects.topics.subscriptions.list; roles/pubsub.viewer on this one topic holds it and nothing
+# that changes state.
+resource "google_pubsub_topic_iam_member" "ingest_views_events" {
+  project = var.project_id
+  topic   = google_pubsub_topic.events.name
+  role    = "roles/pubsub.viewer"
+  member  = "serviceAccount:${google_service_account.ingest.email}"
+}
+
 # Browsers and server-side GTM call ingest without Google credentials.
 resource "google_cloud_run_v2_service_iam_member" "ingest_public" {
   project  = var.project_id

@@ -24,6 +24,8 @@ class FakePublisher:
     def __init__(self, fail: bool = False):
         self.messages: list[tuple[bytes, dict[str, str]]] = []
         self.fail = fail
+        self.subscribed = True  # TopicProbe: whether the topic has a subscription
+        self.probes = 0
         self._ids = itertools.count(1)
 
     def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
@@ -31,6 +33,12 @@ class FakePublisher:
             raise PublishFailed("fake publisher is down")
         self.messages.append((data, dict(attributes)))
         return str(next(self._ids))
+
+    def has_subscription(self) -> bool:
+        self.probes += 1
+        if self.fail:
+            raise PublishFailed("fake publisher is down")
+        return self.subscribed
 
 
 class FakeSecret:

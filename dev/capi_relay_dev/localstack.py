@@ -151,9 +151,11 @@ class LocalStack:
         self.ingest_port = self.ingest_port or free_port()
         self.process_port = free_port()
         env = self.function_env()
+        # Order matters: Pub/Sub drops what is published to a topic with no subscription, so
+        # the processor, then topics and subscriptions, and only then the ingest that publishes.
         self.processor = self._function("process", "cloudevent", self.process_port, env)
-        self.ingest = self._function("ingest", "http", self.ingest_port, env)
         self.create_topology()
+        self.ingest = self._function("ingest", "http", self.ingest_port, env)
 
     def function_env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -9,6 +9,7 @@ import threading
 import uuid
 from typing import Any
 
+from capi_relay.app.health import Readiness
 from capi_relay.app.idempotency import Idempotency
 from capi_relay.app.ingest import IngestService
 from capi_relay.app.process import DeliveryPolicy, ProcessService
@@ -20,7 +21,8 @@ _built: dict[str, Any] = {}
 
 
 def use(**parts: Any) -> None:
-    """Replaces built parts (``settings``, ``ingest``, ``process``, ``health``); tests only."""
+    """Replaces built parts (``settings``, ``ingest``, ``process``, ``readiness``, ...); tests
+    only."""
     with _lock:
         _built.clear()
         _built.update(parts)
@@ -58,6 +60,13 @@ def publisher():
         s = settings()
         return PubSubPublisher(s.project, s.topic)
     return _once("publisher", build)
+
+
+def readiness() -> Readiness:
+    def build() -> Readiness:
+        from capi_relay.adapters.clock import SystemClock
+        return Readiness(publisher(), SystemClock())
+    return _once("readiness", build)
 
 
 def ingest_service() -> IngestService:

@@ -7,6 +7,7 @@ import pytest
 from functions_framework import create_app
 
 from capi_relay import bootstrap
+from capi_relay.app.health import Readiness
 from capi_relay.app.ingest import IngestService
 from capi_relay.config import Settings
 from capi_relay.core.envelope import decode
@@ -28,7 +29,8 @@ def client(publisher):
     settings = Settings(project="p", topic="t", pixel_id="px",
                         allowed_origins=("https://shop.example.com",))
     bootstrap.use(settings=settings, publisher=publisher,
-                  ingest=IngestService(publisher, FakeClock(NOW), lambda: next(ids)))
+                  ingest=IngestService(publisher, FakeClock(NOW), lambda: next(ids)),
+                  readiness=Readiness(publisher, FakeClock(NOW)))
     return create_app(target="ingest", source=MAIN, signature_type="http").test_client()
 
 
@@ -127,8 +129,20 @@ def test_publish_failure_is_503_not_500(client, publisher):
     assert response.status_code == 503 and response.headers["Retry-After"]
 
 
-def test_healthz_reports_whether_it_can_publish(client, publisher):
+def test_healthz_is_ready_only_when_the_topic_has_a_subscription(client, publisher):
+    publisher.subscribed = False  # Pub/Sub would drop what is published now
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.json == {"status": "not ready"}
+    bootstrap.readiness().clock.advance(2)  # past the short cache of a "not ready"
+    publisher.subscribed = True
     assert client.get("/healthz").status_code == 200
-    assert publisher.messages[-1][1] == {"kind": "healthcheck"}
+    assert publisher.messages == []  # a probe never publishes
+
+
+def test_healthz_checks_at_most_once_per_cache_period(client, publisher):
+    for _ in range(20):
+        assert client.get("/healthz").status_code == 200
+    assert publisher.probes == 1
     publisher.fail = True
+    bootstrap.readiness().clock.advance(31)
     assert client.get("/healthz").status_code == 503

@@ -214,11 +214,20 @@ def test_one_service_account_per_function(tf):
     assert ref(process["service_account_email"]) == "google_service_account.processor.email"
 
 
-def test_ingest_may_only_publish_events(tf):
+def test_ingest_may_only_publish_and_view_events(tf):
+    # viewer: /healthz lists the topic's subscriptions (issue 12: ready only once one exists)
     assert grants_of(tf, sa_member("ingest")) == {
         ("google_pubsub_topic_iam_member", "roles/pubsub.publisher",
          "google_pubsub_topic.events.name"),
+        ("google_pubsub_topic_iam_member", "roles/pubsub.viewer",
+         "google_pubsub_topic.events.name"),
     }
+
+
+def test_ingest_is_created_after_the_push_subscription(tf):
+    """Pub/Sub drops messages published to a topic with no subscription."""
+    ingest = tf.resource("google_cloudfunctions2_function", "ingest")
+    assert "google_pubsub_subscription.process_push" in [ref(d) for d in ingest["depends_on"]]
 
 
 def test_processor_grants_are_minimal(tf):
@@ -382,8 +391,10 @@ MUTATIONS = [
     ("iam.tf", 'resource "google_secret_manager_secret_iam_member" "processor_reads_token"',
      'resource "google_project_iam_member" "processor_reads_token"',
      "test_secret_accessor_only_on_the_one_secret"),
-    ("iam.tf", "topic   = google_pubsub_topic.events.name",
-     "topic   = google_pubsub_topic.dead_letter.name", "test_ingest_may_only_publish_events"),
+    ("iam.tf", 'role    = "roles/pubsub.viewer"', 'role    = "roles/pubsub.editor"',
+     "test_ingest_may_only_publish_and_view_events"),
+    ("functions.tf", "    google_pubsub_subscription.process_push,\n", "",
+     "test_ingest_is_created_after_the_push_subscription"),
     ("iam.tf", "name     = google_cloudfunctions2_function.process.name",
      "name     = google_cloudfunctions2_function.ingest.name",
      "test_push_invoker_may_only_invoke_processor"),

@@ -86,7 +86,7 @@ def test_reposting_the_same_event_is_not_sent_twice(stack):
     assert len(received(stack, {event["event_id"]})[event["event_id"]]) == 1
 
 
-def test_healthz_publishes(stack):
+def test_healthz_ready_once_the_topic_has_its_subscription(stack):
     response = requests.get(stack.ingest_url + "/healthz", timeout=30)
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 

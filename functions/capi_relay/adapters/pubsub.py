@@ -1,4 +1,4 @@
-"""Publisher port on Google Cloud Pub/Sub (follows PUBSUB_EMULATOR_HOST when set)."""
+"""Publisher and TopicProbe ports on Google Cloud Pub/Sub (follows PUBSUB_EMULATOR_HOST)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,10 @@ class PubSubPublisher:
         except Exception as exc:  # any client failure means: not published, try again
             raise PublishFailed(f"publish to {self.topic_path} failed: "
                                 f"{type(exc).__name__}") from exc
+
+    def has_subscription(self) -> bool:
+        """TopicProbe: one ListTopicSubscriptions call (Pub/Sub drops messages published to a
+        topic without a subscription, so the ingest is not ready until one exists)."""
+        page = self._get_client().list_topic_subscriptions(
+            request={"topic": self.topic_path, "page_size": 1}, timeout=self.timeout)
+        return next(iter(page), None) is not None

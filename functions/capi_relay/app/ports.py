@@ -20,6 +20,13 @@ class Publisher(Protocol):
         ...
 
 
+class TopicProbe(Protocol):
+    def has_subscription(self) -> bool:
+        """Whether the topic has a subscription, so that what is published is kept; raises
+        on any failure to find out."""
+        ...
+
+
 class SecretSource(Protocol):
     def get(self, *, refresh: bool = False) -> str:
         """The access token; ``refresh`` re-reads it (after a rotation)."""

@@ -74,7 +74,7 @@ def parse_events(body: bytes) -> tuple[list[Any] | None, str | None]:
 
 def handle_ingest(request, get_service: Callable[[], IngestService],
                   allowed_origins: Callable[[], tuple[str, ...]],
-                  can_publish: Callable[[], bool]):
+                  ready: Callable[[], bool]):
     """The ingest function's whole HTTP surface."""
     try:
         origins = allowed_origins()
@@ -95,8 +95,13 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
     if path.endswith("/g/collect"):
         return handle_collect(request, get_service, cors)
     if request.method == "GET" and path.endswith("/healthz"):
-        ok = can_publish()
-        return _json(200 if ok else 503, {"status": "ok" if ok else "cannot publish"})
+        try:
+            ok = ready()
+        except ConfigurationError as exc:
+            log.error("misconfigured", component="ingest", reason=str(exc))
+            ok = False
+        return _json(200 if ok else 503, {"status": "ok" if ok else "not ready"},
+                     {"Cache-Control": "no-store"})
     if request.method != "POST":
         return _json(405, {"error": "method: use POST"}, {"Allow": "POST, OPTIONS", **cors})
 
