@@ -16,7 +16,8 @@ def _ready() -> bool:
 
 @functions_framework.http
 def ingest(request):
-    return web.handle_ingest(request, bootstrap.ingest_service, _origins, _ready)
+    return web.handle_ingest(request, bootstrap.ingest_service, _origins, _ready,
+                            bootstrap.gate)
 
 
 @functions_framework.cloud_event

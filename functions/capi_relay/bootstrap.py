@@ -9,9 +9,11 @@ import threading
 import uuid
 from typing import Any
 
+from capi_relay import log
 from capi_relay.app.health import Readiness
 from capi_relay.app.idempotency import Idempotency
 from capi_relay.app.ingest import IngestService
+from capi_relay.app.keys import Gate, IngestKeys
 from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.config import Settings
 from capi_relay.core.mapping import MappingConfig
@@ -67,6 +69,26 @@ def readiness() -> Readiness:
         from capi_relay.adapters.clock import SystemClock
         return Readiness(publisher(), SystemClock())
     return _once("readiness", build)
+
+
+def gate() -> Gate:
+    """Source authentication for the ingest; warns once when the endpoint is open."""
+    def build() -> Gate:
+        from capi_relay.adapters.clock import SystemClock
+
+        s = settings()
+        secret = None
+        if s.ingest_keys_secret:
+            from capi_relay.adapters.secrets import SecretManagerSource
+
+            secret = SecretManagerSource(s.ingest_keys_secret)
+        built = Gate(IngestKeys(s.ingest_keys, secret, SystemClock()), s.allowed_origins,
+                     s.browser_events)
+        if not built.keys.configured:
+            log.warning("ingest endpoint is open: no INGEST_KEYS or INGEST_KEYS_SECRET "
+                        "configured, anyone may post events", component="ingest")
+        return built
+    return _once("gate", build)
 
 
 def ingest_service() -> IngestService:

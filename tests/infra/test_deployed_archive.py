@@ -22,6 +22,7 @@ from pathlib import Path
 import main
 from capi_relay import bootstrap
 bootstrap.ingest_service()
+bootstrap.gate()
 bootstrap.process_service()
 root = Path(sys.argv[1]).resolve()
 loaded = sorted(

@@ -42,8 +42,11 @@ class IngestService:
         self.new_id = new_id
         self.mapping = mapping
 
-    def ingest(self, events: list[Any], request: RequestContext) -> IngestResult:
-        """Maps every event, publishes the good ones, and says what happened to each."""
+    def ingest(self, events: list[Any], request: RequestContext, *,
+               allowed_events: frozenset[str] | None = None) -> IngestResult:
+        """Maps every event, publishes the good ones, and says what happened to each.
+
+        ``allowed_events``: the Meta event names this source may send (None: any)."""
         now = self.clock.now()
         context = request.as_fields()
         good: list[QueuedEvent] = []
@@ -63,6 +66,10 @@ class IngestService:
                 dropped.append({"index": index, "fields": list(mapped.dropped)})
             if mapped.event is None:
                 rejected.append({"index": index, "errors": list(mapped.reasons)})
+                continue
+            if allowed_events is not None and mapped.event.event_name not in allowed_events:
+                rejected.append({"index": index,
+                                 "errors": ["event_name: not allowed for this source"]})
                 continue
             good.append(QueuedEvent(mapped.event, mapped.client_id, mapped.consent,
                                     mapped.dropped))

@@ -12,8 +12,10 @@ from typing import Any, Callable
 
 from capi_relay import log
 from capi_relay.app.ingest import IngestService, RequestContext
+from capi_relay.app.keys import Gate
 from capi_relay.app.process import ProcessService
 from capi_relay.core import collect
+from capi_relay.core.auth import AuthDecision, Source
 from capi_relay.core.errors import ConfigurationError, PublishFailed, RelayError
 from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST
 
@@ -72,9 +74,25 @@ def parse_events(body: bytes) -> tuple[list[Any] | None, str | None]:
     return data, None
 
 
+def authenticate(request, get_gate: Callable[[], Gate] | None, *,
+                 collect_get: bool = False) -> AuthDecision:
+    """core.auth's verdict on this request (accepted when no gate is wired)."""
+    if get_gate is None:
+        return AuthDecision(0, "open", Source.OPEN)
+    headers = request.headers
+    return get_gate().decide(authorization=headers.get("Authorization"),
+                             origin=headers.get("Origin"), referer=headers.get("Referer"),
+                             collect_get=collect_get)
+
+
+def _refusal(decision: AuthDecision, path: str) -> None:
+    log.warning("request refused", component="ingest", http_status=decision.status,
+                reason=decision.reason, url=path)
+
+
 def handle_ingest(request, get_service: Callable[[], IngestService],
                   allowed_origins: Callable[[], tuple[str, ...]],
-                  ready: Callable[[], bool]):
+                  ready: Callable[[], bool], get_gate: Callable[[], Gate] | None = None):
     """The ingest function's whole HTTP surface."""
     try:
         origins = allowed_origins()
@@ -88,12 +106,12 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
         if not cors:
             return "", 403, {}
         return "", 204, {**cors, "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
-                         "Access-Control-Allow-Headers": "Content-Type",
+                         "Access-Control-Allow-Headers": "Content-Type, Authorization",
                          "Access-Control-Max-Age": "3600"}
     if path.endswith("/tag.js"):
         return tag_script(request)
     if path.endswith("/g/collect"):
-        return handle_collect(request, get_service, cors)
+        return handle_collect(request, get_service, cors, get_gate)
     if request.method == "GET" and path.endswith("/healthz"):
         try:
             ok = ready()
@@ -104,6 +122,16 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
                      {"Cache-Control": "no-store"})
     if request.method != "POST":
         return _json(405, {"error": "method: use POST"}, {"Allow": "POST, OPTIONS", **cors})
+    try:
+        decision = authenticate(request, get_gate)
+    except ConfigurationError as exc:
+        log.error("misconfigured", component="ingest", reason=str(exc))
+        return _json(503, {"error": str(exc)}, cors)
+    if not decision.accepted:
+        _refusal(decision, path or "/")
+        extra = {"WWW-Authenticate": 'Bearer realm="capi-relay"'} \
+            if decision.status == 401 else {}
+        return _json(decision.status, {"error": decision.reason}, {**extra, **cors})
 
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
@@ -118,7 +146,8 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
         return _json(413, {"error": f"events: at most {MAX_EVENTS_PER_REQUEST} per request"},
                      cors)
     try:
-        result = get_service().ingest(events, request_context(request))
+        result = get_service().ingest(events, request_context(request),
+                                      allowed_events=decision.allowed_events)
     except PublishFailed as exc:
         log.error("publish failed", component="ingest", cause=str(exc))
         return _json(503, {"error": "queue unavailable, retry later"},
@@ -165,7 +194,8 @@ def tag_script(request):
     return body, 200, headers
 
 
-def handle_collect(request, get_service: Callable[[], IngestService], cors: dict[str, str]):
+def handle_collect(request, get_service: Callable[[], IngestService], cors: dict[str, str],
+                   get_gate: Callable[[], Gate] | None = None):
     """GET|POST /g/collect: GA4 hits from gtag.js, answered as GA4 does (204, no body).
 
     Bad input is the page's problem, never the page's failure: it is logged by field name and
@@ -174,6 +204,14 @@ def handle_collect(request, get_service: Callable[[], IngestService], cors: dict
     headers = {**cors, "Cache-Control": "no-store"}
     if request.method not in ("GET", "POST"):
         return "", 405, {"Allow": "GET, POST, OPTIONS", **cors}
+    try:
+        decision = authenticate(request, get_gate, collect_get=request.method == "GET")
+    except ConfigurationError as exc:
+        log.error("misconfigured", component="ingest", reason=str(exc))
+        return "", 503, headers
+    if not decision.accepted:  # a refusal is the one answer a page gets that is not 2xx/503
+        _refusal(decision, "/g/collect")
+        return "", decision.status, headers
     try:
         body = b""
         if request.method == "POST":
@@ -189,7 +227,8 @@ def handle_collect(request, get_service: Callable[[], IngestService], cors: dict
                         fields=list(hits.problems))
         if not hits.events:
             return "", 204, headers
-        result = get_service().ingest(list(hits.events), request_context(request))
+        result = get_service().ingest(list(hits.events), request_context(request),
+                                      allowed_events=decision.allowed_events)
     except PublishFailed as exc:
         log.error("publish failed", component="ingest", cause=str(exc))
         return "", 503, {"Retry-After": "5", **headers}
