@@ -4,31 +4,52 @@
 locals {
   functions_dir = "${path.module}/../functions"
 
-  # Settings both functions read. Empty values are dropped so the code's own defaults apply.
-  common_env = {
-    GOOGLE_CLOUD_PROJECT   = var.project_id # newer runtimes no longer set it
-    PUBSUB_TOPIC           = google_pubsub_topic.events.name
-    DEAD_LETTER_TOPIC      = google_pubsub_topic.dead_letter.name
-    META_PIXEL_ID          = var.meta_pixel_id
-    META_API_VERSION       = var.meta_api_version
-    META_GRAPH_URL         = var.meta_graph_url
-    META_TEST_EVENT_CODE   = var.meta_test_event_code
-    ALLOWED_ORIGINS        = join(",", var.allowed_origins)
-    DEFAULT_COUNTRY        = var.default_country
-    IDEMPOTENCY_COLLECTION = var.idempotency_collection
-    PROFILES_COLLECTION    = var.profiles_collection
+  # Each function gets exactly the settings it reads (config.SETTINGS in the code says which;
+  # tests/infra/test_settings.py checks both ways). Empty values are dropped so that the code's
+  # own defaults apply; JSON settings are HCL maps encoded here.
+  ingest_settings = {
+    GOOGLE_CLOUD_PROJECT = var.project_id # newer runtimes no longer set it
+    PUBSUB_TOPIC         = google_pubsub_topic.events.name
+    META_PIXEL_ID        = var.meta_pixel_id
+    ALLOWED_ORIGINS      = join(",", var.allowed_origins)
+    # "latest": a key added to a new secret version works without a redeploy
+    INGEST_KEYS_SECRET = var.ingest_keys_required ? "${google_secret_manager_secret.ingest_keys.id}/versions/latest" : ""
+    BROWSER_EVENTS     = join(",", var.browser_events)
+    DEFAULT_COUNTRY    = var.default_country
+    DEFAULT_CURRENCY   = var.default_currency
+    FIELD_ALIASES      = length(var.field_aliases) > 0 ? jsonencode(var.field_aliases) : ""
+    EVENT_NAME_MAP     = length(var.event_name_map) > 0 ? jsonencode(var.event_name_map) : ""
   }
 
-  ingest_env = { for k, v in local.common_env : k => v if v != "" }
-
-  processor_env = { for k, v in merge(local.common_env, {
+  processor_settings = {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    PUBSUB_TOPIC         = google_pubsub_topic.events.name
+    DEAD_LETTER_TOPIC    = google_pubsub_topic.dead_letter.name
+    META_PIXEL_ID        = var.meta_pixel_id
+    META_API_VERSION     = var.meta_api_version
+    META_GRAPH_URL       = var.meta_graph_url
     # A version resource name; "latest" lets a rotated token take effect without a redeploy.
-    META_TOKEN_SECRET = "${google_secret_manager_secret.meta_token.id}/versions/latest"
+    META_TOKEN_SECRET      = "${google_secret_manager_secret.meta_token.id}/versions/latest"
+    META_TEST_EVENT_CODE   = var.meta_test_event_code
+    META_TIMEOUT_SECONDS   = tostring(var.meta_timeout_seconds)
+    CONSENT_POLICY         = var.consent_policy
+    CONSENT_MISSING        = var.consent_missing
+    LDU_REGIONS            = join(",", var.ldu_regions)
+    REDACT_FIELDS          = length(var.redact_fields) > 0 ? jsonencode(var.redact_fields) : ""
+    PROFILES_COLLECTION    = var.profiles_collection
+    PROFILE_WRITEBACK      = tostring(var.profile_writeback)
+    IDEMPOTENCY_COLLECTION = var.idempotency_collection
+    IDEMPOTENCY_TTL_HOURS  = tostring(var.idempotency_ttl_hours)
+    CLAIM_LEASE_SECONDS    = tostring(var.claim_lease_seconds)
+    BATCH_WINDOW_MS        = tostring(var.batch_window_ms)
     # The processor dead-letters an event itself, with its reason, after this many attempts;
     # it stays below the subscription's dead-letter policy so that Pub/Sub's own forwarding
     # (which carries no reason) is only the last resort.
     MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts - 2)
-  }) : k => v if v != "" }
+  }
+
+  ingest_env    = { for k, v in local.ingest_settings : k => v if v != "" }
+  processor_env = { for k, v in local.processor_settings : k => v if v != "" }
 }
 
 data "archive_file" "functions" {

@@ -51,6 +51,13 @@ resource "google_pubsub_topic_iam_member" "ingest_views_events" {
   member  = "serviceAccount:${google_service_account.ingest.email}"
 }
 
+resource "google_secret_manager_secret_iam_member" "ingest_reads_keys" {
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.ingest_keys.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.ingest.email}"
+}
+
 # Browsers and server-side GTM call ingest without Google credentials.
 resource "google_cloud_run_v2_service_iam_member" "ingest_public" {
   project  = var.project_id

@@ -5,6 +5,64 @@
 locals {
   first_party_enabled = var.first_party_domain != ""
   lb_count            = local.first_party_enabled ? 1 : 0
+  armor_count         = local.first_party_enabled && var.rate_limit_per_minute > 0 ? 1 : 0
+}
+
+# Optional Cloud Armor policy on the load balancer: each client IP may send
+# var.rate_limit_per_minute requests a minute; above that it gets 429 until its rate falls
+# (a "throttle" rule, which is not a ban). It bounds what one poster can cost and how fast
+# keys can be guessed; it does not authenticate (the ingest's keys and origins do).
+resource "google_compute_security_policy" "ingest" {
+  count = local.armor_count
+
+  project     = var.project_id
+  name        = "${var.name_prefix}-ingest-armor"
+  description = "Per-IP rate limit in front of the capi-relay ingest."
+
+  rule {
+    action   = "throttle"
+    priority = 1000
+    match {
+      versioned_expr = "SRC_IPS_V1"
+      config {
+        src_ip_ranges = ["*"]
+      }
+    }
+    rate_limit_options {
+      conform_action = "allow"
+      exceed_action  = "deny(429)"
+      enforce_on_key = "IP"
+      rate_limit_threshold {
+        count        = var.rate_limit_per_minute
+        interval_sec = 60
+      }
+    }
+    description = "Per-IP rate limit."
+  }
+
+  # Log4j lookups (CVE-2021-44228) in any header: a cheap preconfigured rule, no Java behind us.
+  rule {
+    action   = "deny(403)"
+    priority = 900
+    match {
+      expr {
+        expression = "evaluatePreconfiguredExpr('cve-canary')"
+      }
+    }
+    description = "CVE-2021-44228 and CVE-2021-45046."
+  }
+
+  rule {
+    action   = "allow"
+    priority = 2147483647
+    match {
+      versioned_expr = "SRC_IPS_V1"
+      config {
+        src_ip_ranges = ["*"]
+      }
+    }
+    description = "Default rule."
+  }
 }
 
 resource "google_compute_region_network_endpoint_group" "ingest" {
@@ -30,6 +88,7 @@ resource "google_compute_backend_service" "ingest" {
   name    = "${var.name_prefix}-ingest-backend"
   # No protocol: with a serverless NEG the load balancer always reaches Cloud Run over HTTPS.
   load_balancing_scheme = "EXTERNAL_MANAGED"
+  security_policy       = local.armor_count == 1 ? google_compute_security_policy.ingest[0].id : null
 
   backend {
     group = google_compute_region_network_endpoint_group.ingest[0].id

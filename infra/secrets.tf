@@ -12,3 +12,17 @@ resource "google_secret_manager_secret" "meta_token" {
 
   depends_on = [google_project_service.enabled]
 }
+
+# The ingest's source keys, one per line (`key` or `key:Purchase|Lead`). Container only, like
+# the token: versions are added by the operator, so no key enters Terraform state. The ingest
+# re-reads "latest" when an unknown key arrives, so adding a version rotates without a redeploy.
+resource "google_secret_manager_secret" "ingest_keys" {
+  project   = var.project_id
+  secret_id = var.ingest_keys_secret_id
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}

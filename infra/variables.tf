@@ -137,6 +137,160 @@ variable "profiles_collection" {
   }
 }
 
+variable "default_currency" {
+  type        = string
+  description = "ISO 4217 currency used for a value sent without one (DEFAULT_CURRENCY). Empty for none."
+  default     = ""
+  validation {
+    condition     = var.default_currency == "" || can(regex("^[A-Z]{3}$", var.default_currency))
+    error_message = "default_currency must be empty or three uppercase letters, e.g. EUR."
+  }
+}
+
+variable "field_aliases" {
+  type        = map(list(string))
+  description = "Extra source paths per field (FIELD_ALIASES), e.g. { em = [\"form.mail\"] }."
+  default     = {}
+  validation {
+    condition     = alltrue([for k, v in var.field_aliases : can(regex("^[a-z_]+$", k)) && length(v) > 0])
+    error_message = "field_aliases keys must be field names (a-z, _) with at least one path each."
+  }
+}
+
+variable "event_name_map" {
+  type        = map(string)
+  description = "Extra or overriding event-name mappings (EVENT_NAME_MAP), e.g. { newsletter_optin = \"Subscribe\" }."
+  default     = {}
+  validation {
+    condition     = alltrue([for k, v in var.event_name_map : can(regex("^[A-Za-z][A-Za-z0-9_]*$", v))])
+    error_message = "event_name_map values must be Meta event names (letters, digits, _)."
+  }
+}
+
+variable "consent_policy" {
+  type        = string
+  description = "CONSENT_POLICY: strict (ad consent denied: not sent) or strip_user_data (sent without consent-covered identifiers)."
+  default     = "strict"
+  validation {
+    condition     = contains(["strict", "strip_user_data"], var.consent_policy)
+    error_message = "consent_policy must be strict or strip_user_data."
+  }
+}
+
+variable "consent_missing" {
+  type        = string
+  description = "CONSENT_MISSING: what to do with an event that carries no consent signal at all, send or drop."
+  default     = "send"
+  validation {
+    condition     = contains(["send", "drop"], var.consent_missing)
+    error_message = "consent_missing must be send or drop."
+  }
+}
+
+variable "ldu_regions" {
+  type        = list(string)
+  description = "LDU_REGIONS: country or country-state codes that get Limited Data Use, e.g. [\"us-ca\", \"us-co\"]."
+  default     = []
+  validation {
+    condition     = alltrue([for r in var.ldu_regions : can(regex("^[a-z]{2}(-[a-z0-9]{1,3})?$", r))])
+    error_message = "Each LDU region must be a lowercase country (us) or country-state (us-ca) code."
+  }
+}
+
+variable "redact_fields" {
+  type        = map(list(string))
+  description = "REDACT_FIELDS: user_data keys dropped per country or region, e.g. { eu = [\"client_ip_address\"] }."
+  default     = {}
+  validation {
+    condition     = alltrue([for k, v in var.redact_fields : can(regex("^[a-z]{2}(-[a-z0-9]{1,3})?$", k)) && length(v) > 0])
+    error_message = "redact_fields keys must be lowercase region codes, each with at least one user_data key."
+  }
+}
+
+variable "profile_writeback" {
+  type        = bool
+  description = "PROFILE_WRITEBACK: remember hashed identifiers of identified events for later anonymous ones."
+  default     = true
+}
+
+variable "idempotency_ttl_hours" {
+  type        = number
+  description = "IDEMPOTENCY_TTL_HOURS: how long a delivery record is kept (Meta deduplicates for 48 h)."
+  default     = 48
+  validation {
+    condition     = var.idempotency_ttl_hours >= 1 && var.idempotency_ttl_hours <= 720
+    error_message = "idempotency_ttl_hours must be from 1 to 720."
+  }
+}
+
+variable "claim_lease_seconds" {
+  type        = number
+  description = "CLAIM_LEASE_SECONDS: how long a claim blocks other instances before a crashed holder is presumed dead."
+  default     = 120
+  validation {
+    condition     = var.claim_lease_seconds >= 5 && var.claim_lease_seconds <= 3600
+    error_message = "claim_lease_seconds must be from 5 to 3600."
+  }
+}
+
+variable "batch_window_ms" {
+  type        = number
+  description = "BATCH_WINDOW_MS: how long the processor gathers concurrent deliveries into one Graph request (0: send at once)."
+  default     = 50
+  validation {
+    condition     = var.batch_window_ms >= 0 && var.batch_window_ms <= 5000
+    error_message = "batch_window_ms must be from 0 to 5000."
+  }
+}
+
+variable "meta_timeout_seconds" {
+  type        = number
+  description = "META_TIMEOUT_SECONDS: Graph request timeout; keep it below processor_timeout_seconds."
+  default     = 10
+  validation {
+    condition     = var.meta_timeout_seconds >= 1 && var.meta_timeout_seconds <= 300
+    error_message = "meta_timeout_seconds must be from 1 to 300."
+  }
+}
+
+# --- source authentication -------------------------------------------------------------------
+
+variable "ingest_keys_required" {
+  type        = bool
+  description = "Require a source key (Authorization: Bearer) from non-browser sources, read from the ingest keys secret (INGEST_KEYS_SECRET). False leaves the endpoint open to anyone."
+  default     = true
+}
+
+variable "ingest_keys_secret_id" {
+  type        = string
+  description = "Secret Manager secret ID holding the ingest source keys, one per line (`key` or `key:Purchase|Lead`); versions are added out of band."
+  default     = "capi-relay-ingest-keys"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.ingest_keys_secret_id))
+    error_message = "ingest_keys_secret_id may hold letters, digits, underscores and hyphens only."
+  }
+}
+
+variable "browser_events" {
+  type        = list(string)
+  description = "BROWSER_EVENTS: Meta event names keyless (browser) sources may send, e.g. [\"PageView\", \"ViewContent\"]. Empty: any."
+  default     = []
+  validation {
+    condition     = alltrue([for e in var.browser_events : can(regex("^[A-Za-z][A-Za-z0-9_]*$", e))])
+    error_message = "Each browser event must be a Meta event name (letters, digits, _)."
+  }
+}
+
+variable "rate_limit_per_minute" {
+  type        = number
+  description = "Requests per minute one client IP may send through the first-party load balancer before Cloud Armor answers 429 (0: no Cloud Armor policy). Only with first_party_domain."
+  default     = 600
+  validation {
+    condition     = var.rate_limit_per_minute >= 0 && var.rate_limit_per_minute <= 1000000 && floor(var.rate_limit_per_minute) == var.rate_limit_per_minute
+    error_message = "rate_limit_per_minute must be a whole number from 0 to 1000000."
+  }
+}
+
 # --- Pub/Sub ---------------------------------------------------------------------------------
 
 variable "max_delivery_attempts" {

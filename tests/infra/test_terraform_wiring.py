@@ -215,12 +215,15 @@ def test_one_service_account_per_function(tf):
 
 
 def test_ingest_may_only_publish_and_view_events(tf):
-    # viewer: /healthz lists the topic's subscriptions (issue 12: ready only once one exists)
+    # viewer: /healthz lists the topic's subscriptions (issue 12: ready only once one exists);
+    # the keys secret: source authentication
     assert grants_of(tf, sa_member("ingest")) == {
         ("google_pubsub_topic_iam_member", "roles/pubsub.publisher",
          "google_pubsub_topic.events.name"),
         ("google_pubsub_topic_iam_member", "roles/pubsub.viewer",
          "google_pubsub_topic.events.name"),
+        ("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor",
+         "google_secret_manager_secret.ingest_keys.secret_id"),
     }
 
 
@@ -241,13 +244,14 @@ def test_processor_grants_are_minimal(tf):
 
 
 def test_secret_accessor_only_on_the_one_secret(tf):
+    """Each function reads only its own secret: the processor the token, the ingest the keys."""
     holders = [(t, n, b) for t, n, b in iam_grants(tf)
                if b.get("role") == "roles/secretmanager.secretAccessor"]
-    assert len(holders) == 1, f"secretAccessor granted {len(holders)} times"
-    rtype, _, body = holders[0]
-    assert rtype == "google_secret_manager_secret_iam_member"
-    assert ref(body["secret_id"]) == "google_secret_manager_secret.meta_token.secret_id"
-    assert body["member"] == sa_member("processor")
+    assert len(holders) == 2, f"secretAccessor granted {len(holders)} times"
+    assert all(rtype == "google_secret_manager_secret_iam_member" for rtype, _, _ in holders)
+    assert {(ref(b["secret_id"]), b["member"]) for _, _, b in holders} == {
+        ("google_secret_manager_secret.meta_token.secret_id", sa_member("processor")),
+        ("google_secret_manager_secret.ingest_keys.secret_id", sa_member("ingest"))}
 
 
 def test_push_invoker_may_only_invoke_processor(tf):
@@ -307,17 +311,15 @@ def test_both_functions_are_gen2_from_one_hashed_archive(tf):
 
 
 def test_functions_get_the_settings_the_code_reads(tf):
-    common = tf.locals["common_env"]
-    for key in ("GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC", "DEAD_LETTER_TOPIC", "META_PIXEL_ID",
-                "META_API_VERSION", "META_GRAPH_URL", "META_TEST_EVENT_CODE", "ALLOWED_ORIGINS",
-                "DEFAULT_COUNTRY", "IDEMPOTENCY_COLLECTION", "PROFILES_COLLECTION"):
-        assert key in common, f"{key} is not passed to the functions"
-    assert ref(common["PUBSUB_TOPIC"]) == "google_pubsub_topic.events.name"
-    assert ref(common["IDEMPOTENCY_COLLECTION"]) == "var.idempotency_collection"
-    processor_env = tf.locals["processor_env"]
-    assert 'META_TOKEN_SECRET = "${google_secret_manager_secret.meta_token.id}/versions/latest"' \
-        in processor_env
-    assert "META_TOKEN_SECRET" not in tf.locals["ingest_env"]
+    # which settings go where is checked against the code's registry in test_settings.py
+    ingest, processor = tf.locals["ingest_settings"], tf.locals["processor_settings"]
+    assert ref(processor["PUBSUB_TOPIC"]) == "google_pubsub_topic.events.name"
+    assert ref(processor["IDEMPOTENCY_COLLECTION"]) == "var.idempotency_collection"
+    assert processor["META_TOKEN_SECRET"] == \
+        "${google_secret_manager_secret.meta_token.id}/versions/latest"
+    assert "google_secret_manager_secret.ingest_keys.id" in ingest["INGEST_KEYS_SECRET"]
+    assert "jsonencode(var.redact_fields)" in processor["REDACT_FIELDS"]
+    assert "META_TOKEN_SECRET" not in ingest
     for name, env in (("ingest", "local.ingest_env"), ("process", "local.processor_env")):
         service = block(tf.resource("google_cloudfunctions2_function", name), "service_config")
         assert ref(service["environment_variables"]) == env
@@ -364,7 +366,9 @@ def test_load_balancer_is_off_without_a_domain(tf):
     lb_resources = [(t, n, b) for t, n, b in tf.all_resources() if t.startswith("google_compute_")]
     assert lb_resources
     for rtype, name, body in lb_resources:
-        assert ref(str(body.get("count"))) == "local.lb_count", f"{rtype}.{name} is not optional"
+        assert ref(str(body.get("count"))) in ("local.lb_count", "local.armor_count"), \
+            f"{rtype}.{name} is not optional"
+    assert "local.first_party_enabled &&" in tf.locals["armor_count"]
     neg = tf.resource("google_compute_region_network_endpoint_group", "ingest")
     assert neg["network_endpoint_type"] == "SERVERLESS"
     assert ref(block(neg, "cloud_run")["service"]) == "google_cloudfunctions2_function.ingest.name"
@@ -422,3 +426,21 @@ def test_checks_fail_on_broken_wiring(tmp_path, filename, old, new, check):
     (broken / filename).write_text(text.replace(old, new), encoding="utf-8")
     with pytest.raises(AssertionError):
         globals()[check](load_terraform(broken))
+
+
+def test_cloud_armor_rate_limits_per_ip_on_the_load_balancer(tf):
+    policy = tf.resource("google_compute_security_policy", "ingest")
+    (throttle,) = [r for r in policy["rule"] if r["action"] == "throttle"]
+    options = block(throttle, "rate_limit_options")
+    assert options["enforce_on_key"] == "IP" and options["exceed_action"] == "deny(429)"
+    threshold = block(options, "rate_limit_threshold")
+    assert threshold["count"] == "${var.rate_limit_per_minute}"
+    assert threshold["interval_sec"] == 60
+    backend = tf.resource("google_compute_backend_service", "ingest")
+    assert "google_compute_security_policy.ingest[0].id" in backend["security_policy"]
+
+
+def test_both_functions_have_an_instance_cap(tf):
+    for name, var in (("ingest", "ingest_max_instances"), ("process", "processor_max_instances")):
+        service = block(tf.resource("google_cloudfunctions2_function", name), "service_config")
+        assert ref(service["max_instance_count"]) == f"var.{var}"
