@@ -1,4 +1,9 @@
-"""`make dev`: the local stack in the foreground until Ctrl-C or SIGTERM."""
+"""`make dev`: the local stack in the foreground until Ctrl-C or SIGTERM.
+
+The functions' structured log lines are printed here, each prefixed with the function's name.
+Everything started stops with this process: on Ctrl-C and SIGTERM through the stack's stop(),
+on a crash through the `with` block, and on SIGKILL through each child's guard (guard.py).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    options = {"ingest_port": int(os.environ.get("INGEST_PORT", "8080"))}
+    options = {"ingest_port": int(os.environ.get("INGEST_PORT", "8080")), "echo": sys.stdout}
     for env, key in (("META_GRAPH_URL", "graph_url"), ("META_PIXEL_ID", "pixel_id"),
                      ("META_ACCESS_TOKEN", "access_token")):
         if os.environ.get(env):

@@ -11,12 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 PROJECT = "capi-relay-local"
@@ -78,12 +79,28 @@ class Process:
             self.popen.wait(timeout=5)
 
 
-def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path | None) -> Process:
+def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path | None,
+          echo: TextIO | None = None) -> Process:
+    """Starts ``argv`` under the guard, in its own process group, so that it and everything it
+    starts stop with this process, even when this process is killed (see guard.py).
+
+    ``echo``: copy its output there, each line prefixed with ``name`` (``make dev``)."""
     log_path = log_dir / f"{name}.log" if log_dir else None
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    popen = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+    out = subprocess.PIPE if echo else open(log_path, "ab") if log_path else subprocess.DEVNULL
+    popen = subprocess.Popen([sys.executable, "-m", "capi_relay_dev.guard", *argv], env=env,
+                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
+                             start_new_session=True)
+    if echo:
+        threading.Thread(target=_copy_lines, args=(popen.stdout, name, echo),
+                         daemon=True).start()
     return Process(name, popen, log_path)
+
+
+def _copy_lines(stream, name: str, echo: TextIO) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        echo.write(f"{name:<7}| {line}\n")
+        echo.flush()
 
 
 def start_emulator(kind: str, port: int, log_dir: Path | None) -> Process:
@@ -113,6 +130,8 @@ class LocalStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     standin_options: dict[str, Any] = field(default_factory=dict)
+    #: where the functions' log lines are copied, prefixed with the function's name
+    echo: TextIO | None = None
     processes: list[Process] = field(default_factory=list)
     standin: Any = None
 
@@ -177,7 +196,7 @@ class LocalStack:
         argv = [sys.executable, "-m", "functions_framework", f"--target={target}",
                 f"--source={FUNCTIONS_DIR / 'main.py'}", f"--signature-type={signature}",
                 "--host=127.0.0.1", f"--port={port}"]
-        proc = start(target, argv, env, self.log_dir)
+        proc = start(target, argv, env, self.log_dir, self.echo)
         self.processes.append(proc)
         wait_http(f"http://127.0.0.1:{port}/", 60, proc.popen)
         return proc
