@@ -140,9 +140,10 @@ ingest_url="$(terraform -chdir="$INFRA" output -raw ingest_url)"
 echo
 echo "Ingest URL: $ingest_url"
 echo
-echo "Smoke test (set meta_test_event_code in terraform.tfvars to see it under Test Events):"
+echo "Smoke test (set meta_test_event_code in terraform.tfvars to see it under Test Events;"
+echo "KEY is one of the source keys in the ingest keys secret, see infra/README.md 'Source keys'):"
 cat <<EOF
-  curl -sS -X POST '$ingest_url' -H 'Content-Type: application/json' \\
+  curl -sS -X POST '$ingest_url' -H 'Content-Type: application/json' -H "Authorization: Bearer \$KEY" \\
     -d '{"event_name": "PageView", "event_id": "deploy-smoke-$(date +%s)", "action_source": "website",
          "event_source_url": "https://example.com/", "user_data": {"external_id": "deploy-smoke", "client_user_agent": "curl"}}'
 EOF

@@ -250,3 +250,33 @@ def test_a_malformed_key_setting_names_the_variable_not_the_key():
         Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "PUBSUB_TOPIC": "t",
                            "META_PIXEL_ID": "1", "INGEST_KEYS": f"{SGTM_KEY},short"})
     assert "INGEST_KEYS: key 2" in str(raised.value) and SGTM_KEY not in str(raised.value)
+
+
+class BrokenSecretClient:
+    def __init__(self):
+        self.calls = 0
+
+    def access_secret_version(self, name):
+        self.calls += 1
+        raise PermissionError("no version yet")
+
+
+def test_an_unreadable_keys_secret_is_503_for_keyed_sources_browsers_still_pass(publisher,
+                                                                                logged):
+    secret_client = BrokenSecretClient()
+    clock = FakeClock(NOW)
+    source = SecretManagerSource("projects/p/secrets/ingest-keys/versions/latest",
+                                 client=secret_client)
+    client = make_client(publisher, secret=source, clock=clock)
+    response = client.post("/", json=load_event("lead.json"), headers=bearer(SGTM_KEY))
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert client.post("/", json=load_event("lead.json"),
+                       headers=bearer(SGTM_KEY)).status_code == 503
+    assert secret_client.calls == 1  # the re-read interval holds for failures too
+    assert client.post("/", json=load_event("page_view.json"),
+                       headers={**UA, "Origin": SITE}).status_code == 202
+    assert client.post("/", json=load_event("page_view.json"), headers=UA).status_code == 401
+    errors = [json.loads(line) for line in logged.getvalue().splitlines()
+              if '"ingest keys not read"' in line]
+    assert errors and errors[0]["error_type"] == "TransientError"
+    assert SGTM_KEY not in logged.getvalue()

@@ -13,7 +13,7 @@ import threading
 from capi_relay import log
 from capi_relay.app.ports import Clock, SecretSource
 from capi_relay.core.auth import AuthDecision, AuthPolicy, KeyRing, decide, parse_keys
-from capi_relay.core.errors import ConfigurationError, TransientError
+from capi_relay.core.errors import ConfigurationError, KeysUnavailable, TransientError
 
 
 class IngestKeys:
@@ -45,7 +45,9 @@ class IngestKeys:
             if found:
                 return found, allowed
         ring = self._reread()
-        return ring.lookup(presented) if ring is not None else (False, None)
+        if ring is None:  # never read: the key may be good, say "retry" rather than "wrong"
+            raise KeysUnavailable("INGEST_KEYS_SECRET could not be read yet")
+        return ring.lookup(presented)
 
     def _reread(self) -> KeyRing | None:
         with self._lock:

@@ -11,7 +11,8 @@
         ├── Throttled             Graph rate limits (4, 17, 32, 613, 80000-80014 ...)
         ├── TokenProblem          token expired, revoked or lacking permission (held, not dropped)
         ├── StoreUnavailable      Firestore could not be reached
-        └── PublishFailed         Pub/Sub did not take the message
+        ├── PublishFailed         Pub/Sub did not take the message
+        └── KeysUnavailable       the source keys secret has never been readable (answered 503)
 """
 
 from __future__ import annotations
@@ -72,4 +73,8 @@ class StoreUnavailable(TransientError):
 
 
 class PublishFailed(TransientError):
+    pass
+
+
+class KeysUnavailable(TransientError):
     pass

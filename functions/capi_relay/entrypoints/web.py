@@ -16,7 +16,7 @@ from capi_relay.app.keys import Gate
 from capi_relay.app.process import ProcessService
 from capi_relay.core import collect
 from capi_relay.core.auth import AuthDecision, Source
-from capi_relay.core.errors import ConfigurationError, PublishFailed, RelayError
+from capi_relay.core.errors import ConfigurationError, KeysUnavailable, PublishFailed, RelayError
 from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST
 
 MAX_BODY_BYTES = 1_000_000
@@ -127,6 +127,9 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
     except ConfigurationError as exc:
         log.error("misconfigured", component="ingest", reason=str(exc))
         return _json(503, {"error": str(exc)}, cors)
+    except KeysUnavailable:
+        return _json(503, {"error": "source keys unavailable, retry later"},
+                     {"Retry-After": "10", **cors})
     if not decision.accepted:
         _refusal(decision, path or "/")
         extra = {"WWW-Authenticate": 'Bearer realm="capi-relay"'} \
@@ -209,6 +212,8 @@ def handle_collect(request, get_service: Callable[[], IngestService], cors: dict
     except ConfigurationError as exc:
         log.error("misconfigured", component="ingest", reason=str(exc))
         return "", 503, headers
+    except KeysUnavailable:
+        return "", 503, {"Retry-After": "10", **headers}
     if not decision.accepted:  # a refusal is the one answer a page gets that is not 2xx/503
         _refusal(decision, "/g/collect")
         return "", decision.status, headers
