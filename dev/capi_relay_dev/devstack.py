@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 
+from capi_relay import config
 from capi_relay_dev.localstack import LocalStack
 
 
@@ -19,7 +20,8 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    options = {"ingest_port": int(os.environ.get("INGEST_PORT", "8080")), "echo": sys.stdout}
+    port = os.environ.get("INGEST_PORT") or config.default("INGEST_PORT")
+    options = {"ingest_port": int(port), "echo": sys.stdout}
     for env, key in (("META_GRAPH_URL", "graph_url"), ("META_PIXEL_ID", "pixel_id"),
                      ("META_ACCESS_TOKEN", "access_token")):
         if os.environ.get(env):

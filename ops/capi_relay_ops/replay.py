@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from capi_relay import config
+
 
 @dataclass(frozen=True)
 class ReplayFilter:
@@ -102,7 +104,7 @@ def register(sub) -> None:
     parser = sub.add_parser("replay", help="republish dead-lettered events")
     parser.add_argument("--project", help="Google Cloud project (default: GOOGLE_CLOUD_PROJECT)")
     parser.add_argument("--subscription", default=os.environ.get(
-        "DEAD_LETTER_SUBSCRIPTION", "capi-events-dead-letter-sub"),
+        "DEAD_LETTER_SUBSCRIPTION", config.default("DEAD_LETTER_SUBSCRIPTION")),
         help="dead-letter subscription (default: DEAD_LETTER_SUBSCRIPTION or %(default)s)")
     parser.add_argument("--topic", default=os.environ.get("PUBSUB_TOPIC", "capi-events"),
                         help="events topic to republish to (default: PUBSUB_TOPIC)")
