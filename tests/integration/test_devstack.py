@@ -45,7 +45,9 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_make_dev_prints_prefixed_function_logs_and_dies_with_all_its_children():
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT],
+                         ids=["SIGKILL", "SIGTERM", "Ctrl-C"])
+def test_make_dev_prints_prefixed_function_logs_and_dies_with_all_its_children(stop_signal):
     from emulators import require_emulators
 
     require_emulators()
@@ -79,8 +81,8 @@ def test_make_dev_prints_prefixed_function_logs_and_dies_with_all_its_children()
 
         children = descendants(dev.pid)
         assert len(children) >= 6  # guards, gcloud + java for two emulators, two functions
-        dev.send_signal(signal.SIGKILL)  # no handler, no cleanup code of its own runs
-        dev.wait(timeout=10)
+        dev.send_signal(stop_signal)  # SIGKILL: no handler, none of its own cleanup runs
+        dev.wait(timeout=30)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(alive(p) for p in children):
             time.sleep(0.2)
