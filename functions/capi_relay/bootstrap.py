@@ -84,6 +84,9 @@ def gate() -> Gate:
             secret = SecretManagerSource(s.ingest_keys_secret)
         built = Gate(IngestKeys(s.ingest_keys, secret, SystemClock()), s.allowed_origins,
                      s.browser_events)
+        if s.ingest_keys.weak:
+            log.warning("ingest keys shorter than 16 characters are easy to guess",
+                        component="ingest", count=s.ingest_keys.weak)
         if not built.keys.configured:
             log.warning("ingest endpoint is open: no INGEST_KEYS or INGEST_KEYS_SECRET "
                         "configured, anyone may post events", component="ingest")

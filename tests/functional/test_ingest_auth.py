@@ -248,7 +248,7 @@ def test_no_key_ever_appears_in_a_log_line_or_a_response(publisher, logged):
 def test_a_malformed_key_setting_names_the_variable_not_the_key():
     with pytest.raises(Exception) as raised:
         Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "PUBSUB_TOPIC": "t",
-                           "META_PIXEL_ID": "1", "INGEST_KEYS": f"{SGTM_KEY},short"})
+                           "META_PIXEL_ID": "1", "INGEST_KEYS": f"{SGTM_KEY},has space"})
     assert "INGEST_KEYS: key 2" in str(raised.value) and SGTM_KEY not in str(raised.value)
 
 

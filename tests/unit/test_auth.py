@@ -66,12 +66,14 @@ def test_star_origin_accepts_any_browser_origin():
 
 
 def test_parsing_errors_name_the_position_never_the_key():
-    for text, message in ((f"{KEY},short", "S: key 2"), (f"{KEY}:", "S: key 1: events"),
+    for text, message in ((f"{KEY},sp ace", "S: key 2"), (f"{KEY}:", "S: key 1: events"),
                           (f"{KEY}:Purchase|bad name", "S: key 1: events")):
         with pytest.raises(ConfigurationError) as raised:
             parse_keys(text, source="S")
         assert message in str(raised.value) and KEY not in str(raised.value)
     assert parse_keys("", source="S").lookup(KEY) == (False, None)
+    short = parse_keys(f"short,{KEY}", source="S")
+    assert short.weak == 1 and short.lookup("short") == (True, None)
     assert repr(RING) == "KeyRing(2 keys)" and KEY not in repr(RING)
     assert parse_event_names(" PageView , Lead ", source="B") == {"PageView", "Lead"}
     assert parse_event_names("", source="B") is None

@@ -64,6 +64,9 @@ class IngestKeys:
                           error_type=type(exc).__name__, cause=str(exc))
             else:
                 log.info("ingest keys read", component="ingest", count=len(self._ring))
+                if self._ring.weak:
+                    log.warning("ingest keys shorter than 16 characters are easy to guess",
+                                component="ingest", count=self._ring.weak)
             return self._ring
 
 

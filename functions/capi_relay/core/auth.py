@@ -32,9 +32,11 @@ from urllib.parse import urlsplit
 
 from capi_relay.core.errors import ConfigurationError
 
-#: a key is 16 or more characters of token68 (RFC 7235 section 2.1) without ':' or '|', which
-#: the entry syntax uses; 16 keeps a guess out of reach of a per-IP rate limit
-_KEY = re.compile(r"[A-Za-z0-9\-._~+/=]{16,}")
+#: a key is token68 (RFC 7235 section 2.1) characters, without ':' or '|', which the entry
+#: syntax uses
+_KEY = re.compile(r"[A-Za-z0-9\-._~+/=]+")
+#: shorter keys work, but the relay warns: a guess must stay out of reach of a rate limit
+STRONG_KEY_LENGTH = 16
 _EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -47,6 +49,8 @@ class KeyRing:
     """Configured keys, by digest, each with its event allow-list (None: any event)."""
 
     by_digest: Mapping[bytes, frozenset[str] | None] = field(default_factory=dict, repr=False)
+    #: how many keys are shorter than STRONG_KEY_LENGTH (the relay warns, naming no key)
+    weak: int = 0
 
     def __len__(self) -> int:
         return len(self.by_digest)
@@ -70,6 +74,7 @@ def parse_keys(text: str | None, *, source: str) -> KeyRing:
     Errors name ``source`` and the entry's position, never the key.
     """
     entries: dict[bytes, frozenset[str] | None] = {}
+    weak = 0
     if not text:
         return KeyRing(entries)
     raw = [part for line in text.splitlines() if not line.lstrip().startswith("#")
@@ -84,8 +89,7 @@ def parse_keys(text: str | None, *, source: str) -> KeyRing:
         key = key.strip()
         if not _KEY.fullmatch(key):
             raise ConfigurationError(
-                f"{source}: key {position} must be at least 16 characters of letters, digits "
-                "and -._~+/=")
+                f"{source}: key {position} may hold only letters, digits and -._~+/=")
         allowed: frozenset[str] | None = None
         if _:
             listed = [n.strip() for n in names.split("|") if n.strip()]
@@ -95,7 +99,8 @@ def parse_keys(text: str | None, *, source: str) -> KeyRing:
                     "separated by '|', e.g. Purchase|Lead")
             allowed = frozenset(listed)
         entries[_digest(key)] = allowed
-    return KeyRing(entries)
+        weak += len(key) < STRONG_KEY_LENGTH
+    return KeyRing(entries, weak)
 
 
 def parse_event_names(text: str | None, *, source: str) -> frozenset[str] | None:

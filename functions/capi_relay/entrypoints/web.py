@@ -96,6 +96,8 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
     """The ingest function's whole HTTP surface."""
     try:
         origins = allowed_origins()
+        if get_gate is not None:
+            get_gate()  # built on the first request of any kind: the open-endpoint warning
     except ConfigurationError as exc:
         log.error("misconfigured", component="ingest", reason=str(exc))
         return _json(503, {"error": str(exc)})
