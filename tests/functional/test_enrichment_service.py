@@ -6,7 +6,7 @@ from capi_relay.app.enrichment import Enricher, build_enricher, guard_hashed
 from capi_relay.app.idempotency import Idempotency
 from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.config import Settings
-from capi_relay.core.envelope import QueuedEvent, encode
+from capi_relay.core.envelope import QueuedEvent, decode, encode
 from capi_relay.core.mapping import to_capi_event
 from capi_relay.core.model import HASHED_KEYS, CapiEvent, UserData
 from capi_relay.core.normalize import prepare, sha256_hex
@@ -191,13 +191,18 @@ def test_regional_rules_apply_after_enrichment_and_before_consent_stripping():
         wire = sent(graph, event_id)
         assert wire["data_processing_options"] == ["LDU"]
         assert "client_ip_address" not in wire["user_data"]
-    # consent strips the country, yet the rules saw it first
-    stripped, _, graph2, _ = build(rules=rules, consent_policy="strip_user_data")
+    # consent strips the country, yet the rules saw it first. What is left (the user agent
+    # alone) is one of Meta's insufficient sets (issue 15), so the event is dead-lettered with
+    # that reason instead of sent; the dead letter shows the rules' work.
+    stripped, _, graph2, dead = build(rules=rules, consent_policy="strip_user_data")
     stripped.process(encode([queued("ga4_purchase_sgtm.json", consent={"x-ga-gcs": "G100"},
                                     event_id="s-1")]))
-    wire = sent(graph2, "s-1")
-    assert wire["data_processing_options"] == ["LDU"]
-    assert set(wire["user_data"]) == {"client_user_agent"}
+    assert graph2.calls == []
+    (data, attributes), = dead.messages
+    assert attributes["reason"] == "insufficient_customer_information"
+    (letter,) = decode(data)
+    assert letter.event.data_processing_options == ("LDU",)
+    assert letter.event.user_data.present_keys() == ("client_user_agent",)
 
 
 def test_plain_callable_enricher_still_works():

@@ -6,7 +6,7 @@ import pytest
 
 from capi_relay.core import consent
 from capi_relay.core.collect import parse_collect, parse_item
-from capi_relay.core.mapping import to_capi_event
+from capi_relay.core.mapping import RequestContext, to_capi_event
 from samples import NOW
 
 # What gtag.js (v2, Consent Mode v2) puts in the URL of a hit to a server_container_url:
@@ -29,9 +29,8 @@ PURCHASE_LINE = (
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36"
 
 
-def request_fields(event):
-    """What IngestService adds from the HTTP request before mapping."""
-    return {**event, "_request": {"ip": "203.0.113.7", "user_agent": UA}}
+#: what IngestService passes from the HTTP request beside each event
+REQUEST = RequestContext(ip="203.0.113.7", user_agent=UA)
 
 
 def test_page_view_from_the_url_alone():
@@ -52,7 +51,7 @@ def test_page_view_from_the_url_alone():
         "ga_session_engaged": "1",
         "language": "en-us",
     }
-    mapped = to_capi_event(request_fields(event), now=NOW, new_id=lambda: "new-id")
+    mapped = to_capi_event(event, now=NOW, new_id=lambda: "new-id", request=REQUEST)
     assert mapped.ok, mapped.reasons
     assert mapped.event.event_name == "PageView"
     assert mapped.event.user_data.fbc.endswith(".IwAR2abc")  # from fbclid in dl
@@ -74,7 +73,7 @@ def test_purchase_with_two_items_in_a_post_body():
          "price": 99.9, "quantity": 1, "color": "blue"},
         {"item_id": "SKU-2", "item_name": "Socks", "price": 15, "quantity": 2},
     ]
-    mapped = to_capi_event(request_fields(event), now=NOW, new_id=lambda: "new-id")
+    mapped = to_capi_event(event, now=NOW, new_id=lambda: "new-id", request=REQUEST)
     assert mapped.ok, mapped.reasons
     capi = mapped.event.to_wire()
     assert capi["event_name"] == "Purchase" and capi["event_id"] == "evt-42"
@@ -104,7 +103,7 @@ def test_consent_denied_hit_carries_gcs_and_the_consent_rule_drops_it():
                                                             "gcd=13p3p3p2p5l1")
     (event,) = parse_collect(hit).events
     assert event["x-ga-gcs"] == "G100" and event["x-ga-gcd"] == "13p3p3p2p5l1"
-    mapped = to_capi_event(request_fields(event), now=NOW, new_id=lambda: "id")
+    mapped = to_capi_event(event, now=NOW, new_id=lambda: "id", request=REQUEST)
     assert mapped.consent == {"x-ga-gcs": "G100", "x-ga-gcd": "13p3p3p2p5l1"}
     decision = consent.decide(mapped.consent)
     assert decision.action is consent.Action.DROP
@@ -118,7 +117,7 @@ def test_user_properties_and_user_id():
     (event,) = hits.events
     assert event["user_id"] == "customer-1001"
     assert event["user_properties"] == {"plan": "gold", "orders": 7}
-    mapped = to_capi_event(request_fields(event), now=NOW, new_id=lambda: "id")
+    mapped = to_capi_event(event, now=NOW, new_id=lambda: "id", request=REQUEST)
     assert mapped.event.user_data.external_id  # user_id is a match key (hashed)
 
 

@@ -149,7 +149,6 @@ def test_event_time_formats(raw, expected):
     ({"event_time": "soon"}, "event_time: not a timestamp"),
     ({"page_location": None}, "event_source_url: required for website events"),
     ({"user_agent": None, "email": "a@b.co"}, "client_user_agent: required"),
-    ({"ip_override": None}, "user_data: insufficient customer information"),
     ({"event_name": "purchase", "value": 3}, "custom_data: Purchase needs value and currency"),
 ])
 def test_rejections_name_the_field(change, reason_start):

@@ -8,22 +8,13 @@ from typing import Any, Callable
 from capi_relay import log
 from capi_relay.app.ports import Clock, Publisher
 from capi_relay.core.envelope import QueuedEvent, chunks, encode
-from capi_relay.core.mapping import DEFAULT_CONFIG, MappingConfig, to_capi_event
-from capi_relay.core.meta_rules import INSUFFICIENT_KEYS, MAX_EVENTS_PER_REQUEST
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """What the HTTP request knows about the browser, used where an event lacks it."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-    fbp: str | None = None
-    fbc: str | None = None
-
-    def as_fields(self) -> dict[str, str]:
-        return {k: v for k, v in (("ip", self.ip), ("user_agent", self.user_agent),
-                                  ("fbp", self.fbp), ("fbc", self.fbc)) if v}
+from capi_relay.core.mapping import (  # RequestContext: re-exported for the transport
+    DEFAULT_CONFIG,
+    MappingConfig,
+    RequestContext,
+    to_capi_event,
+)
+from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST
 
 
 @dataclass(frozen=True)
@@ -48,15 +39,13 @@ class IngestService:
 
         ``allowed_events``: the Meta event names this source may send (None: any)."""
         now = self.clock.now()
-        context = request.as_fields()
         good: list[QueuedEvent] = []
         rejected: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
         for index, raw in enumerate(events):
-            if isinstance(raw, dict) and context:
-                raw = {**raw, "_request": context}
             try:
-                mapped = to_capi_event(raw, now=now, new_id=self.new_id, config=self.mapping)
+                mapped = to_capi_event(raw, now=now, new_id=self.new_id, config=self.mapping,
+                                       request=request)
             except Exception as exc:  # a mapping bug costs this event only, never its batch
                 log.error("event could not be mapped", component="ingest",
                           error_type=type(exc).__name__)
@@ -78,8 +67,4 @@ class IngestService:
                                                    "source": "ingest"})
         log.info("ingested", component="ingest", accepted=len(good), rejected=len(rejected),
                  dropped_fields=sorted({f for d in dropped for f in d["fields"]}) or None)
-        insufficient = sum(INSUFFICIENT_KEYS in r["errors"] for r in rejected)
-        if insufficient:  # counted by monitoring: the site sends events Meta cannot match
-            log.warning("rejected: insufficient customer information", component="ingest",
-                        count=insufficient)
         return IngestResult(len(good), rejected, dropped, [q.event.event_id for q in good])

@@ -26,7 +26,9 @@ from capi_relay.core.errors import (
 )
 from capi_relay.core.graph_outcome import GraphOutcome, Verdict, backoff_seconds
 from capi_relay.core.meta_rules import (
+    INSUFFICIENT_REASON,
     MAX_EVENTS_PER_REQUEST,
+    customer_information_problem,
     event_time_problem,
     match_key_counts,
 )
@@ -101,6 +103,10 @@ class ProcessService:
         now = self.clock.now()
         items = [self._prepare(q, now, report) for q in queued]
         items = [i for i in items if i is not None]
+        insufficient = sum(i.reason == INSUFFICIENT_REASON for i in items)
+        if insufficient:  # counted by monitoring and report: events Meta cannot match
+            log.warning("rejected: insufficient customer information", component="process",
+                        count=insufficient)
         replay = (attributes or {}).get("replay") == "1"
         to_send = self._claim_all(items, now, report, replay=replay)
         try:
@@ -150,6 +156,9 @@ class ProcessService:
                                               event.event_id))
         if problem:
             item.outcome, item.reason = "dead", "too_old"
+        elif customer_information_problem(event.user_data):
+            # judged here, after enrichment: the profile store may have added an email
+            item.outcome, item.reason = "dead", INSUFFICIENT_REASON
         return item
 
     def _claim_all(self, items: list[_Item], now: float, report: ProcessReport, *,

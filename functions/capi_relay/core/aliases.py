@@ -1,5 +1,9 @@
 """Where each CAPI field is found in the shapes sites and sGTM send: one declarative table.
 
+These are the explicit keys (Meta's own, sGTM's ``x-fb-*``, GA4's ``user_data``) and the
+platform event models' paths; site-style names (``customer_email``, ``billingAddress.city``)
+are found by ``recognizer``.
+
 Paths are dotted; ``[]`` walks every element of a list (``user_data.address[].city``), and a
 dict found where a list was expected counts as a one-element list. Every non-empty value from
 every path is collected, in table order, so an email in ``email`` and another in
@@ -19,95 +23,110 @@ from typing import Any
 USER_FIELDS: dict[str, tuple[str, ...]] = {
     "em": (
         "user_data.em", "user_data.email_address", "user_data.sha256_email_address",
-        "user_data.email", "x-fb-ud-em", "email", "email_address", "customer_email",
-        "billing_email", "user_email", "ecommerce.customer.email", "customer.email",
+        "user_data.email", "x-fb-ud-em",
     ),
     "ph": (
         "user_data.ph", "user_data.phone_number", "user_data.sha256_phone_number",
-        "user_data.phone", "x-fb-ud-ph", "phone", "phone_number", "customer_phone",
-        "billing_phone", "user_phone", "customer.phone",
+        "user_data.phone", "x-fb-ud-ph",
     ),
     "fn": (
         "user_data.fn", "user_data.address[].first_name", "user_data.address[].sha256_first_name",
-        "x-fb-ud-fn", "first_name", "firstname", "customer_first_name", "billing_first_name",
-        "customer.first_name",
+        "x-fb-ud-fn",
     ),
     "ln": (
         "user_data.ln", "user_data.address[].last_name", "user_data.address[].sha256_last_name",
-        "x-fb-ud-ln", "last_name", "lastname", "customer_last_name", "billing_last_name",
-        "customer.last_name",
+        "x-fb-ud-ln",
     ),
-    "ge": ("user_data.ge", "x-fb-ud-ge", "gender", "customer_gender"),
-    "db": ("user_data.db", "x-fb-ud-db", "birthday", "date_of_birth", "birth_date",
-           "customer_birthday"),
+    "ge": ("user_data.ge", "x-fb-ud-ge"),
+    "db": ("user_data.db", "x-fb-ud-db"),
     "ct": (
         "user_data.ct", "user_data.address[].city", "user_data.address[].sha256_city",
-        "x-fb-ud-ct", "city", "customer_city", "billing_city",
+        "x-fb-ud-ct",
     ),
     "st": (
         "user_data.st", "user_data.address[].region", "user_data.address[].sha256_region",
-        "x-fb-ud-st", "state", "region", "customer_state", "billing_state",
+        "x-fb-ud-st",
     ),
     "zp": (
         "user_data.zp", "user_data.address[].postal_code",
-        "user_data.address[].sha256_postal_code", "x-fb-ud-zp", "zip", "postal_code",
-        "customer_zip", "customer_postcode", "billing_postcode", "billing_zip",
+        "user_data.address[].sha256_postal_code", "x-fb-ud-zp",
     ),
     "country": (
         "user_data.country", "user_data.address[].country", "user_data.address[].sha256_country",
-        "x-fb-ud-country", "country", "customer_country", "billing_country",
+        "x-fb-ud-country",
     ),
     "external_id": (
-        "user_data.external_id", "x-fb-ud-external_id", "user_id", "external_id",
-        "customer_id", "userId",
+        "user_data.external_id", "x-fb-ud-external_id", "external_id", "user_id", "userId",
     ),
     "client_ip_address": (
         "user_data.client_ip_address", "ip_override", "client_ip_address",
-        "x-fb-ud-client_ip_address", "_request.ip",
+        "x-fb-ud-client_ip_address",
     ),
     "client_user_agent": (
-        "user_data.client_user_agent", "user_agent", "client_user_agent", "_request.user_agent",
+        "user_data.client_user_agent", "user_agent", "client_user_agent",
+        "context.navigator.userAgent",
     ),
-    "fbp": ("user_data.fbp", "x-fb-ck-fbp", "_fbp", "fbp", "_request.fbp"),
-    "fbc": ("user_data.fbc", "x-fb-ck-fbc", "_fbc", "fbc", "_request.fbc"),
-    "subscription_id": ("user_data.subscription_id",),
-    "fb_login_id": ("user_data.fb_login_id",),
+    "fbp": ("user_data.fbp", "x-fb-ck-fbp", "_fbp", "fbp"),
+    "fbc": ("user_data.fbc", "x-fb-ck-fbc", "_fbc", "fbc"),
+    "subscription_id": ("user_data.subscription_id", "subscription_id"),
+    "fb_login_id": ("user_data.fb_login_id", "fb_login_id"),
     "lead_id": ("user_data.lead_id", "lead_id"),
-    "anon_id": ("user_data.anon_id",),
-    "madid": ("user_data.madid",),
-    "page_id": ("user_data.page_id",),
-    "page_scoped_user_id": ("user_data.page_scoped_user_id",),
-    "ctwa_clid": ("user_data.ctwa_clid",),
-    "ig_account_id": ("user_data.ig_account_id",),
-    "ig_sid": ("user_data.ig_sid",),
+    "anon_id": ("user_data.anon_id", "anon_id"),
+    "madid": ("user_data.madid", "madid"),
+    "page_id": ("user_data.page_id", "page_id"),
+    "page_scoped_user_id": ("user_data.page_scoped_user_id", "page_scoped_user_id"),
+    "ctwa_clid": ("user_data.ctwa_clid", "ctwa_clid"),
+    "ig_account_id": ("user_data.ig_account_id", "ig_account_id"),
+    "ig_sid": ("user_data.ig_sid", "ig_sid"),
 }
 
 #: event-level fields -> paths; the first non-empty value wins.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "event_name": ("event_name", "event"),
+    "event_name": ("event_name", "event", "name"),
     "event_id": ("event_id", "eventID", "eventId", "x-fb-event_id", "gtm.uniqueEventId_str"),
-    "event_time": ("event_time", "timestamp", "x-fb-event_time"),
-    "event_source_url": ("event_source_url", "page_location", "page_url", "url"),
-    "referrer_url": ("referrer_url", "page_referrer"),
+    "event_time": ("event_time", "timestamp", "x-fb-event_time", "timestamp_micros"),
+    "event_source_url": ("event_source_url", "page_location", "page_url", "url",
+                         "context.document.location.href", "pageUrl", "page.url"),
+    "referrer_url": ("referrer_url", "page_referrer", "context.document.referrer", "referrer",
+                     "document_referrer", "pageReferrer"),
     "action_source": ("action_source", "x-fb-action_source"),
+    "messaging_channel": ("messaging_channel",),
+    "app_data": ("app_data",),
     "opt_out": ("opt_out",),
     "data_processing_options": ("data_processing_options",),
     "data_processing_options_country": ("data_processing_options_country",),
     "data_processing_options_state": ("data_processing_options_state",),
-    "client_id": ("client_id", "cid"),
-    "value": ("custom_data.value", "value", "ecommerce.value", "x-fb-cd-value"),
-    "currency": ("custom_data.currency", "currency", "ecommerce.currency", "x-fb-cd-currency"),
+    "client_id": ("client_id", "cid", "clientId"),
+    "value": ("custom_data.value", "value", "ecommerce.value", "x-fb-cd-value",
+              "ecommerce.purchase.actionField.revenue", "transactionTotal",
+              "data.checkout.totalPrice.amount", "orderData.totals.total",
+              "data.cartLine.cost.totalAmount.amount", "data.productVariant.price.amount",
+              "revenue", "order_total", "orderTotal", "total_value", "totalValue"),
+    "currency": ("custom_data.currency", "currency", "ecommerce.currency", "x-fb-cd-currency",
+                 "ecommerce.currencyCode", "currencyCode", "currency_code",
+                 "data.checkout.currencyCode", "data.checkout.totalPrice.currencyCode",
+                 "orderData.totals.currency", "transactionCurrency",
+                 "data.cartLine.cost.totalAmount.currencyCode",
+                 "data.productVariant.price.currencyCode"),
     "order_id": (
         "custom_data.order_id", "transaction_id", "ecommerce.transaction_id", "order_id",
-        "x-fb-cd-order_id",
+        "x-fb-cd-order_id", "ecommerce.purchase.actionField.id", "transactionId",
+        "data.checkout.order.id", "orderData.attributes.order_number", "order_number",
+        "orderId", "orderNumber",
     ),
-    "search_string": ("custom_data.search_string", "search_term", "x-fb-cd-search_string"),
+    "search_string": ("custom_data.search_string", "search_term", "x-fb-cd-search_string",
+                      "data.searchResult.query", "searchTerm", "search_string"),
     "status": ("custom_data.status", "status", "x-fb-cd-status"),
     "predicted_ltv": ("custom_data.predicted_ltv", "predicted_ltv", "x-fb-cd-predicted_ltv"),
     "delivery_category": (
         "custom_data.delivery_category", "delivery_category", "x-fb-cd-delivery_category",
     ),
-    "items": ("items", "ecommerce.items", "custom_data.items"),
+    "customer_segmentation": ("custom_data.customer_segmentation", "customer_segmentation"),
+    "items": ("items", "ecommerce.items", "custom_data.items", "ecommerce.purchase.products",
+              "ecommerce.detail.products", "ecommerce.add.products",
+              "ecommerce.checkout.products", "ecommerce.remove.products", "transactionProducts",
+              "data.checkout.lineItems", "data.cartLine", "data.productVariant",
+              "orderData.items", "products"),
 }
 
 MISSING = object()
@@ -175,6 +194,22 @@ class Found:
         """The first non-empty value along the field's paths, or MISSING."""
         hits = self._hits.get(field)
         return hits[0][1][0] if hits else MISSING
+
+    def sourced(self, field: str) -> list[tuple[Any, int]]:
+        """Like ``all``, each value with the index of the table path it was found at."""
+        out: list[tuple[Any, int]] = []
+        for order, values in self._hits.get(field, ()):
+            for value in values:
+                if isinstance(value, list):
+                    out.extend((v, order) for v in value)
+                else:
+                    out.append((value, order))
+        return out
+
+    def order(self, field: str) -> int | None:
+        """The index of the table path the first value came from, or None."""
+        hits = self._hits.get(field)
+        return hits[0][0] if hits else None
 
     def all(self, field: str) -> list[Any]:
         """Every non-empty value along all the field's paths; list values are flattened."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 
 # collections.abc, not typing: isinstance() against typing.Mapping goes through typing's alias
 # machinery, several times slower for the same answer, and the mapper checks on every event.
@@ -20,8 +21,8 @@ from types import MappingProxyType
 from typing import Any, Callable
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
-from capi_relay.core import aliases
-from capi_relay.core.meta_rules import _match_keys_problem, event_time_problem
+from capi_relay.core import aliases, recognizer
+from capi_relay.core.meta_rules import event_time_problem
 from capi_relay.core.model import (
     HASHED_KEYS,
     NEVER_HASHED_KEYS,
@@ -57,24 +58,80 @@ EVENT_NAMES: Mapping[str, str] = MappingProxyType({
     "subscribe": "Subscribe",
 })
 
+#: Platform event names, compared in compact form (lowercase, letters and digits only), after
+#: the exact ``event_names`` table (which EVENT_NAME_MAP overrides). Elevar's ``dl_<ga4 name>``
+#: pushes are read as the GA4 name (docs.getelevar.com, "Data layer events"); Shopify's
+#: standard Web Pixels events (shopify.dev/docs/api/web-pixels-api/standard-events); UA
+#: enhanced ecommerce and GTM4WP event names.
+PLATFORM_EVENT_NAMES: Mapping[str, str] = MappingProxyType({
+    # Shopify Web Pixels standard events
+    "pageviewed": "PageView", "productviewed": "ViewContent",
+    "productaddedtocart": "AddToCart", "checkoutstarted": "InitiateCheckout",
+    "paymentinfosubmitted": "AddPaymentInfo", "checkoutcompleted": "Purchase",
+    "searchsubmitted": "Search",
+    # Elevar: dl_subscribe is an email/SMS sign-up, which Meta's standard events call a Lead
+    # ("a submission of information ... with the understanding that they may be contacted");
+    # Meta's Subscribe is the start of a paid subscription.
+    "dlsubscribe": "Lead", "dlsignup": "CompleteRegistration", "dlsearchresults": "Search",
+    # UA enhanced ecommerce / GTM4WP (gtm4wp.*EEC) / Magento
+    "addtocart": "AddToCart", "productdetail": "ViewContent", "detail": "ViewContent",
+    "productview": "ViewContent", "checkout": "InitiateCheckout", "transaction": "Purchase",
+    "ordercompleted": "Purchase", "gtm4wpordercompletedeec": "Purchase",
+    "gtm4wpaddproducttocarteec": "AddToCart", "gtm4wpchangedetailvieweec": "ViewContent",
+    "gtm4wpcheckoutstepeec": "InitiateCheckout", "addpaymentinfo": "AddPaymentInfo",
+    "initiatecheckout": "InitiateCheckout", "viewcontent": "ViewContent", "pageview": "PageView",
+    "completeregistration": "CompleteRegistration", "lead": "Lead", "purchase": "Purchase",
+})
+#: a push with no event name is named by the enhanced-ecommerce action it carries
+_ECOMMERCE_ACTIONS = (("purchase", "Purchase"), ("checkout", "InitiateCheckout"),
+                      ("add", "AddToCart"), ("detail", "ViewContent"))
+
 #: consent signals carried along for the consent decision, never sent to Meta.
 CONSENT_FIELDS = ("x-ga-gcs", "x-ga-gcd", "gcs", "gcd", "consent_state", "consent")
 
 _NUMERIC_CUSTOM = ("value", "predicted_ltv")
-_ITEM_KEYS = {  # GA4 item field -> Meta contents field
-    "item_id": "id", "id": "id", "quantity": "quantity", "price": "item_price",
-    "item_price": "item_price", "item_name": "title", "title": "title", "name": "title",
-    "item_brand": "brand", "brand": "brand", "item_category": "category",
-    "category": "category",
+#: item field -> (Meta contents field, rank): a lower rank wins when an item has several
+#: (GA4 item_id, UA enhanced ecommerce id, Magento sku, Elevar variant_id / product_id)
+_ITEM_KEYS = {
+    "item_id": ("id", 0), "id": ("id", 1), "sku": ("id", 2), "variant_id": ("id", 3),
+    "product_id": ("id", 4), "quantity": ("quantity", 0), "qty": ("quantity", 1),
+    "price": ("item_price", 0), "item_price": ("item_price", 1),
+    "item_name": ("title", 0), "title": ("title", 1), "name": ("title", 2),
+    "item_brand": ("brand", 0), "brand": ("brand", 1), "vendor": ("brand", 2),
+    "item_category": ("category", 0), "category": ("category", 1),
 }
 _USER_DATA_KEYS = HASHED_KEYS + NEVER_HASHED_KEYS
+_USER_DATA_KEYSET = frozenset(_USER_DATA_KEYS)
 #: "user_data.<key>" per key, built once rather than per dropped value
 _DROPPED_NAMES = {key: f"user_data.{key}" for key in _USER_DATA_KEYS}
 _ACTION_SOURCES = {source.value: source for source in ActionSource}
 _ACTION_SOURCE_REASON = "action_source: must be one of " + ", ".join(a.value for a in ActionSource)
 _CUSTOM_FIELDS = ("value", "currency", "order_id", "search_string", "status", "predicted_ltv",
-                  "delivery_category")
+                  "delivery_category", "customer_segmentation")
+_NAME_INDEX: dict[str, str] = {
+    **{recognizer.compact(k): v for k, v in EVENT_NAMES.items()}, **PLATFORM_EVENT_NAMES}
+_PERSON_KEYS = frozenset(HASHED_KEYS)
+_REQUEST_SOURCES = (("client_ip_address", "ip", "request.ip"),
+                    ("client_user_agent", "user_agent", "request.user_agent"),
+                    ("fbp", "fbp", "request.cookie._fbp"), ("fbc", "fbc", "request.cookie._fbc"))
 _CD_PREFIX = "x-fb-cd-"
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What the HTTP request knows about the browser, used where an event lacks it."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    fbp: str | None = None
+    fbc: str | None = None
+
+    def as_fields(self) -> dict[str, str]:
+        return {k: v for k, v in (("ip", self.ip), ("user_agent", self.user_agent),
+                                  ("fbp", self.fbp), ("fbc", self.fbc)) if v}
+
+
+NO_REQUEST = RequestContext()
 
 
 @dataclass(frozen=True)
@@ -88,6 +145,8 @@ class MappingConfig:
     event_names: Mapping[str, str] = field(default_factory=lambda: EVENT_NAMES)
     default_country: str | None = None
     default_action_source: ActionSource = ActionSource.WEBSITE
+    #: ISO 4217, for platforms that send a value without its currency
+    default_currency: str | None = None
 
     @cached_property
     def extractor(self) -> aliases.Extractor:
@@ -101,6 +160,7 @@ class MappingConfig:
         field_aliases: Mapping[str, Any] | None = None,
         event_names: Mapping[str, str] | None = None,
         default_country: str | None = None,
+        default_currency: str | None = None,
     ) -> "MappingConfig":
         """Builds a config from operator settings; unknown alias targets raise KeyError."""
         user_extra = {k: v for k, v in (field_aliases or {}).items() if k in aliases.USER_FIELDS}
@@ -113,6 +173,7 @@ class MappingConfig:
             event_fields=MappingProxyType(aliases.extend(aliases.EVENT_FIELDS, event_extra)),
             event_names=MappingProxyType(names),
             default_country=country,
+            default_currency=default_currency.strip().upper() if default_currency else None,
         )
 
 
@@ -129,6 +190,9 @@ class Mapped:
     shape: str = "ga4"
     client_id: str | None = None
     consent: Mapping[str, Any] = field(default_factory=dict)
+    #: with ``explain=True``: where each field came from, what was dropped and why, and the
+    #: input keys that look personal but were not used (key paths only, never values)
+    explanation: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -136,7 +200,8 @@ class Mapped:
 
 
 def detect_shape(raw: Mapping[str, Any]) -> str:
-    """'capi' for native Conversions API events, 'datalayer' for site pushes, else 'ga4'."""
+    """'capi' for native Conversions API events, 'shopify' for Web Pixels events, 'datalayer'
+    for site pushes, else 'ga4'."""
     if "custom_data" in raw:
         return "capi"
     if "action_source" in raw:  # tested first: cheap, and most web events have none
@@ -145,6 +210,9 @@ def detect_shape(raw: Mapping[str, Any]) -> str:
             return "capi"
     if "event_name" not in raw and "event" in raw:
         return "datalayer"
+    if "name" in raw and isinstance(raw.get("data"), Mapping) and (
+            isinstance(raw.get("context"), Mapping) or "clientId" in raw):
+        return "shopify"  # shopify.dev/docs/api/web-pixels-api/standard-events
     return "ga4"
 
 
@@ -275,6 +343,84 @@ def _maybe_json(value: Any) -> Any:
     return value
 
 
+def _bad_text(text: str) -> bool:
+    """True for text that cannot go on the wire: lone surrogates (not encodable as UTF-8), NUL
+    and other control characters except tab, newline and carriage return."""
+    if text.isprintable():
+        return False  # the usual case: one C-level scan
+    for ch in text:
+        if ch in "\t\n\r ":
+            continue
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cs"):
+            return True
+    return False
+
+
+def _clean(value: Any, name: str, dropped: list[str], depth: int = 0) -> Any:
+    """``value`` without the strings that cannot be sent (each dropped under its name), or
+    None when nothing is left. Containers are cleaned element by element."""
+    if type(value) is str:
+        if _bad_text(value):
+            dropped.append(f"{name}: not valid text")
+            return None
+        return value
+    if isinstance(value, Mapping):
+        if depth > 8:
+            dropped.append(f"{name}: nested too deep")
+            return None
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str or _bad_text(key):
+                dropped.append(f"{name}: not valid text")
+                continue
+            cleaned = _clean(item, f"{name}.{key}", dropped, depth + 1)
+            if cleaned is not None or item is None:
+                out[key] = cleaned
+        return out
+    if isinstance(value, list):
+        if depth > 8:
+            dropped.append(f"{name}: nested too deep")
+            return None
+        out_list = []
+        for item in value:
+            cleaned = _clean(item, name, dropped, depth + 1)
+            if cleaned is not None or item is None:
+                out_list.append(cleaned)
+        return out_list
+    return value
+
+
+def _shopify_id(value: Any) -> Any:
+    """``gid://shopify/ProductVariant/123`` -> ``123``: catalogs hold the number."""
+    if isinstance(value, str) and value.startswith("gid://"):
+        return value.rsplit("/", 1)[-1]
+    return value
+
+
+def _flat_item(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A Shopify line item, cart line or product variant (Web Pixels API) as a plain item:
+    id = the variant's id, price = its amount, title and brand from its product."""
+    variant = item.get("variant") or item.get("merchandise")
+    if not isinstance(variant, Mapping):
+        if isinstance(item.get("price"), Mapping) and isinstance(item.get("product"), Mapping):
+            variant, item = item, {}  # a ProductVariant itself (product_viewed)
+        else:
+            return item
+    product = variant.get("product") if isinstance(variant.get("product"), Mapping) else {}
+    price = variant.get("price")
+    flat = {
+        "id": _shopify_id(variant.get("id") or variant.get("sku") or product.get("id")),
+        "price": price.get("amount") if isinstance(price, Mapping) else price,
+        "title": product.get("title") or variant.get("title") or item.get("title"),
+        "brand": product.get("vendor"),
+        "category": product.get("type"),
+    }
+    if "quantity" in item:
+        flat["quantity"] = item["quantity"]
+    return flat
+
+
 def _contents(items: Any, dropped: list[str]) -> list[dict[str, Any]]:
     items = _maybe_json(items)
     if isinstance(items, Mapping):
@@ -287,10 +433,16 @@ def _contents(items: Any, dropped: list[str]) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping):
             dropped.append("items")
             continue
+        if "variant" in item or "merchandise" in item or isinstance(item.get("price"), Mapping):
+            item = _flat_item(item)
         content: dict[str, Any] = {}
+        ranks: dict[str, int] = {}
         for key, value in item.items():
-            target = _ITEM_KEYS.get(key)
-            if target is None or target in content or value in (None, ""):
+            spec = _ITEM_KEYS.get(key)
+            if spec is None or value in (None, ""):
+                continue
+            target, rank = spec
+            if ranks.get(target, 99) <= rank:
                 continue
             if target == "quantity":
                 quantity = _as_int(value)
@@ -304,17 +456,20 @@ def _contents(items: Any, dropped: list[str]) -> list[dict[str, Any]]:
                     dropped.append("items.price")
                     continue
                 content[target] = _number_out(price)
+            elif isinstance(value, (Mapping, list)) or isinstance(value, bool):
+                continue
             else:
                 content[target] = str(value)
+            ranks[target] = rank
         if "id" not in content:
-            dropped.append("items.item_id")
+            dropped.append("items.item_id")  # Meta refuses a contents entry without id
             continue
         content.setdefault("quantity", 1)
         contents.append(content)
     return contents
 
 
-def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
+def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingConfig,
                  dropped: list[str]) -> dict[str, Any]:
     custom: dict[str, Any] = {}
     native = raw.get("custom_data")
@@ -325,7 +480,7 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
 
     present = found.fields()
     for name in _CUSTOM_FIELDS:
-        if name in present:
+        if name in present and name not in custom:
             custom[name] = found.first(name)
 
     for key, value in raw.items():  # sGTM's x-fb-cd-* parameters
@@ -337,6 +492,7 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
             custom.setdefault(str(key), value)
     if not custom and "items" not in present:
         return {}  # page views and the like: every step below would leave it empty
+    custom = _clean(custom, "custom_data", dropped)
 
     for name in _NUMERIC_CUSTOM:
         if name in custom:
@@ -353,13 +509,18 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
         else:
             del custom["currency"]
             dropped.append("custom_data.currency")
-    for name in ("order_id", "search_string", "status", "delivery_category"):
+    for name in ("order_id", "search_string", "status", "delivery_category",
+                 "customer_segmentation"):
         if name in custom and not isinstance(custom[name], str):
-            custom[name] = str(custom[name])
+            if isinstance(custom[name], (Mapping, list)):
+                del custom[name]
+                dropped.append(f"custom_data.{name}")
+            else:
+                custom[name] = str(custom[name])
 
     if "items" in present and "contents" not in custom:
         custom.pop("items", None)
-        contents = _contents(found.first("items"), dropped)
+        contents = _contents(_clean(found.first("items"), "items", dropped), dropped)
         if contents:
             custom["contents"] = contents
             custom["content_ids"] = [c["id"] for c in contents]
@@ -368,12 +529,18 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
             if "value" not in custom and all("item_price" in c for c in contents):
                 custom["value"] = _number_out(round(
                     sum(c["item_price"] * c["quantity"] for c in contents), 2))
-    elif "contents" in custom and "content_ids" not in custom:
+    elif "contents" in custom:
         contents = custom["contents"]
         if isinstance(contents, list):
-            ids = [str(c["id"]) for c in contents if isinstance(c, Mapping) and "id" in c]
-            if ids:
-                custom["content_ids"] = ids
+            # Meta refuses a contents entry without id: such entries are left out
+            kept = [c for c in contents if isinstance(c, Mapping) and c.get("id") not in (None, "")]
+            if len(kept) != len(contents):
+                dropped.append("custom_data.contents.id")
+            if kept:
+                custom["contents"] = kept
+                custom.setdefault("content_ids", [str(c["id"]) for c in kept])
+            else:
+                del custom["contents"]
     if "num_items" in custom:
         count = _as_int(custom["num_items"])
         if count is None:
@@ -381,47 +548,107 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found,
             dropped.append("custom_data.num_items")
         else:
             custom["num_items"] = count
+    if "value" in custom and "currency" not in custom and config.default_currency:
+        custom["currency"] = config.default_currency
     return dict(sorted(custom.items()))
 
 
-def _user_data(found: aliases.Found, config: MappingConfig, event_time: int, url: str | None,
-               dropped: list[str]) -> tuple[UserData, Set[str]]:
-    """The event's UserData, and the names of its keys that carry a value."""
+def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: RequestContext
+                    ) -> tuple[dict[str, list[tuple[Any, Any]]], list[recognizer.Hit]]:
+    """Per Meta key, the candidate values in order with where each came from (a table path
+    index for explicit keys, a path tuple for recognized ones), and the hits left unused.
+
+    One person per event: explicit keys (Meta's, GA4's, FIELD_ALIASES), unprefixed customer
+    keys and billing keys describe the buyer; shipping keys are another person (a gift's
+    recipient), used only when the event says nothing else about anybody. Within the buyer,
+    explicit values come first, then unprefixed ones, then billing ones.
+    """
+    sources: dict[str, list[tuple[Any, Any]]] = {}
+    for key in found.fields():
+        if key in _USER_DATA_KEYSET:
+            sources[key] = found.sourced(key)
+    if hits:
+        buyer: list[recognizer.Hit] = []
+        shipping: list[recognizer.Hit] = []
+        for hit in hits:
+            (shipping if hit[2] == recognizer.SHIPPING and hit[0] in _PERSON_KEYS
+             else buyer).append(hit)
+        unused: list[recognizer.Hit] = []
+        if shipping:
+            if any(h[0] in _PERSON_KEYS for h in buyer) or not _PERSON_KEYS.isdisjoint(sources):
+                unused = shipping
+            else:
+                buyer.extend(shipping)
+        buyer.sort(key=_billing_last)
+        for key, value, _, path in buyer:
+            sources.setdefault(key, []).append((value, path))
+    else:
+        unused = []
+    if request is not NO_REQUEST:
+        for key, attribute, label in _REQUEST_SOURCES:
+            value = getattr(request, attribute)
+            if value:
+                sources.setdefault(key, []).append((value, label))
+    return sources, unused
+
+
+def _billing_last(hit: recognizer.Hit) -> int:
+    return 1 if hit[2] == recognizer.BUYER else 0
+
+
+def _user_data(sources: dict[str, list[tuple[Any, Any]]], config: MappingConfig,
+               event_time: int, url: str | None, dropped: list[str],
+               used: dict[str, list[Any]] | None) -> tuple[UserData, Set[str]]:
+    """The event's UserData, and the names of its keys that carry a value. ``used`` collects
+    the source of every value kept, when the caller explains."""
     values: dict[str, Any] = {}
-    present = found.fields()
 
     country = None
-    if "country" in present:
-        for candidate in found.all("country"):
-            if isinstance(candidate, str) and len(candidate) != 64:
-                country = normalize_country(candidate)
-                if country:
-                    break
+    for candidate, _ in sources.get("country", ()):
+        if isinstance(candidate, str) and len(candidate) != 64 and not _bad_text(candidate):
+            country = normalize_country(candidate)
+            if country:
+                break
     country = country or config.default_country
 
-    # Only the keys the event has: a membership test is cheaper than an empty ``all()``.
     for key in HASHED_KEYS:
-        if key not in present:
+        candidates = sources.get(key)
+        if not candidates:
             continue
         prepared: list[str] = []
-        for value in found.all(key):
+        for value, source in candidates:
+            if type(value) is str and _bad_text(value):
+                dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
+                continue
+            if isinstance(value, (Mapping, list)) or isinstance(value, bool):
+                continue
             out = prepare(key, value, country=country)
             if out is None:
                 dropped.append(_DROPPED_NAMES[key])
             elif out not in prepared:
                 prepared.append(out)
+                if used is not None:
+                    used.setdefault(key, []).append(source)
         if prepared:
             values[key] = tuple(prepared)
 
     for key in NEVER_HASHED_KEYS:
-        if key not in present:
+        candidates = sources.get(key)
+        if not candidates:
             continue
-        for value in found.all(key):
+        for value, source in candidates:
+            if type(value) is str and _bad_text(value):
+                dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
+                continue
+            if isinstance(value, (Mapping, list)) or isinstance(value, bool):
+                continue
             out = prepare(key, value, country=country)
             if out is None:
                 dropped.append(_DROPPED_NAMES[key])
                 continue
             values[key] = out
+            if used is not None:
+                used[key] = [source]
             break
 
     fbc = values.get("fbc")
@@ -432,11 +659,38 @@ def _user_data(found: aliases.Found, config: MappingConfig, event_time: int, url
     fbclid = fbclid_from_url(url)
     if fbclid and (not fbc or fbc_click_id(fbc) != fbclid):
         values["fbc"] = build_fbc(fbclid, event_time * 1000)
+        if used is not None:
+            used["fbc"] = ["event_source_url.fbclid"]
     fbp = values.get("fbp")
     if fbp and not _valid_fbp(fbp):
         dropped.append("user_data.fbp")
         del values["fbp"]
     return UserData._of(values), values.keys()  # every value kept here is non-empty
+
+
+def _event_name(found: aliases.Found, raw: Mapping[str, Any], config: MappingConfig
+                ) -> str | None:
+    """The Meta event name: the operator's and GA4's exact table first, then platform names
+    compared in compact form (``dl_view_item``, ``checkout_completed``, ``addToCart``); a push
+    with no name at all is named by its enhanced-ecommerce action or transaction."""
+    name = _text(found.first("event_name"))
+    if name is None:
+        ecommerce = raw.get("ecommerce")
+        if isinstance(ecommerce, Mapping):
+            for action, meta_name in _ECOMMERCE_ACTIONS:
+                if isinstance(ecommerce.get(action), Mapping):
+                    return meta_name
+        if raw.get("transactionId") not in (None, ""):
+            return "Purchase"
+        return None
+    exact = config.event_names.get(name)
+    if exact is not None:
+        return exact
+    key = recognizer.compact(name)
+    known = _NAME_INDEX.get(key)
+    if known is None and key.startswith("dl") and len(key) > 2:
+        known = _NAME_INDEX.get(key[2:])  # Elevar: dl_<GA4 name>
+    return known or name
 
 
 def _text(value: Any) -> str | None:
@@ -479,20 +733,28 @@ def to_capi_event(
     now: float,
     new_id: Callable[[], str],
     config: MappingConfig = DEFAULT_CONFIG,
+    request: RequestContext = NO_REQUEST,
+    explain: bool = False,
 ) -> Mapped:
-    """Maps one incoming event. ``now`` is the relay's clock; ``new_id`` makes an event_id."""
+    """Maps one incoming event. ``now`` is the relay's clock; ``new_id`` makes an event_id;
+    ``request`` is what the HTTP request says about the browser (used where the event lacks
+    it); ``explain`` fills ``Mapped.explanation``.
+
+    Sufficiency of the customer information is not judged here: the processor judges it after
+    enrichment (``meta_rules.customer_information_problem``)."""
     if not isinstance(raw, Mapping):
         return Mapped(None, ("event: must be a JSON object",))
     shape = detect_shape(raw)
     found = config.extractor.extract(raw)
+    hits = recognizer.recognize(raw)
     reasons: list[str] = []
     dropped: list[str] = []
 
-    name = _text(found.first("event_name"))
+    name = _event_name(found, raw, config)
     if name is None:
         reasons.append("event_name: missing")
-    else:
-        name = config.event_names.get(name, name)
+    elif _bad_text(name):
+        reasons.append("event_name: not valid text")
 
     raw_source = _text(found.first("action_source"))
     if raw_source:
@@ -517,11 +779,21 @@ def to_capi_event(
             if problem:
                 reasons.append(problem)
 
-    event_id = _text(found.first("event_id")) or new_id()
-    url = clean_url(_text(found.first("event_source_url")), dropped, "event_source_url")
-    referrer = clean_url(_text(found.first("referrer_url")), dropped, "referrer_url")
-    user_data, present = _user_data(found, config, event_time, url, dropped)
-    custom_data = _custom_data(raw, found, dropped)
+    event_id = _text(found.first("event_id"))
+    if event_id is None and shape == "shopify":
+        event_id = _text(raw.get("id"))
+    if event_id is not None and _bad_text(event_id):
+        dropped.append("event_id: not valid text")
+        event_id = None
+    event_id = event_id or new_id()
+    url = _text_field(found.first("event_source_url"), "event_source_url", dropped)
+    url = clean_url(url, dropped, "event_source_url")
+    referrer = _text_field(found.first("referrer_url"), "referrer_url", dropped)
+    referrer = clean_url(referrer, dropped, "referrer_url")
+    sources, unused = _person_sources(found, hits, request)
+    used: dict[str, list[Any]] | None = {} if explain else None
+    user_data, present = _user_data(sources, config, event_time, url, dropped, used)
+    custom_data = _custom_data(raw, found, config, dropped)
 
     if action_source is ActionSource.WEBSITE:
         if not url:
@@ -530,19 +802,29 @@ def to_capi_event(
             reasons.append("client_user_agent: required for website events")
     if name == "Purchase" and ("currency" not in custom_data or "value" not in custom_data):
         reasons.append("custom_data: Purchase needs value and currency")
-    problem = _match_keys_problem(present)
-    if problem:
-        reasons.append(problem)
 
     dpo, dpo_country, dpo_state = _dpo(found, reasons)
     opt_out = found.first("opt_out")
     client_id = _text(found.first("client_id"))
+    if client_id is not None and _bad_text(client_id):
+        client_id = None
     consent = {k: raw[k] for k in CONSENT_FIELDS if k in raw}
+    app_data = messaging_channel = None
+    if action_source is ActionSource.APP:
+        raw_app = found.first("app_data")
+        if isinstance(raw_app, Mapping):
+            app_data = _clean(dict(raw_app), "app_data", dropped) or None
+        elif raw_app is not aliases.MISSING:
+            dropped.append("app_data")
+    if action_source is ActionSource.BUSINESS_MESSAGING:
+        messaging_channel = _text_field(found.first("messaging_channel"), "messaging_channel",
+                                        dropped)
 
     dropped_names = tuple(dict.fromkeys(dropped)) if dropped else ()
+    explanation = _explain(raw, config, found, used, unused, dropped_names) if explain else None
     if reasons:
         return Mapped(None, tuple(dict.fromkeys(reasons)), dropped_names, shape, client_id,
-                      consent)
+                      consent, explanation)
     # assemble() = the dataclass constructors with every field given, without their per-field
     # frozen-dataclass setattr cost; keys in field order.
     event = assemble(CapiEvent, {
@@ -558,6 +840,69 @@ def to_capi_event(
         "data_processing_options": dpo,
         "data_processing_options_country": dpo_country,
         "data_processing_options_state": dpo_state,
+        "app_data": app_data,
+        "messaging_channel": messaging_channel,
     })
     return assemble(Mapped, {"event": event, "reasons": (), "dropped": dropped_names,
-                             "shape": shape, "client_id": client_id, "consent": consent})
+                             "shape": shape, "client_id": client_id, "consent": consent,
+                             "explanation": explanation})
+
+
+def _text_field(value: Any, name: str, dropped: list[str]) -> str | None:
+    text = _text(value)
+    if text is not None and _bad_text(text):
+        dropped.append(f"{name}: not valid text")
+        return None
+    return text
+
+
+#: key names (compact) that suggest personal data; for ``explain`` only
+_PERSONAL_HINTS = ("email", "mail", "phone", "mobile", "name", "street", "address", "birth",
+                   "zip", "postal", "postcode", "city", "gender", "dob", "tel")
+
+
+def _explain(raw: Mapping[str, Any], config: MappingConfig, found: aliases.Found,
+             used: dict[str, list[Any]] | None, unused: list[recognizer.Hit],
+             dropped: tuple[str, ...]) -> dict[str, Any]:
+    """Where each user_data field came from, what was dropped, and which input keys look
+    personal but were not used. Paths and key names only, never values."""
+    def label(key: str, source: Any) -> str:
+        if isinstance(source, int):
+            return config.user_fields[key][source].replace("[]", "")
+        if isinstance(source, tuple):
+            return recognizer.format_path(source)
+        return str(source)
+
+    fields = {f"user_data.{key}": [label(key, s) for s in sources]
+              for key, sources in (used or {}).items()}
+    for name in ("event_name", "event_id", "event_time", "event_source_url", "referrer_url",
+                 "value", "currency", "order_id", "items"):
+        order = found.order(name)
+        if order is not None:
+            fields[name] = [config.event_fields[name][order]]
+    used_paths = {p for paths in fields.values() for p in paths}
+    not_used = sorted({recognizer.format_path(h[3]) for h in unused})
+    for path in _personal_looking_paths(raw):
+        if path not in used_paths and path not in not_used and not any(
+                path.startswith(p) or p.startswith(path) for p in used_paths):
+            not_used.append(path)
+    return {"fields": fields, "dropped": list(dropped), "not_used": sorted(set(not_used))}
+
+
+def _personal_looking_paths(node: Any, prefix: str = "", depth: int = 0) -> list[str]:
+    out: list[str] = []
+    if depth > 8:
+        return out
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, (Mapping, list)):
+                out.extend(_personal_looking_paths(value, path, depth + 1))
+            elif value not in (None, "") and isinstance(key, str):
+                name = recognizer.compact(key)
+                if any(hint in name for hint in _PERSONAL_HINTS):
+                    out.append(path)
+    elif isinstance(node, list):
+        for index, value in enumerate(node[:20]):
+            out.extend(_personal_looking_paths(value, f"{prefix}[{index}]", depth + 1))
+    return out

@@ -15,13 +15,18 @@ MAX_AGE_PHYSICAL_STORE_SECONDS = 62 * 86400
 #: clocks drift; an event this far ahead of the relay's clock is still accepted
 FUTURE_TOLERANCE_SECONDS = 300
 
-#: match keys that identify a person or a browser on their own. Meta rejects events whose
-#: user_data holds only coarse keys (location, gender, birth date, names alone); see
-#: best-practices "baseline requirements for matching" (Graph API v13.0 and later).
-STRONG_KEYS = frozenset({
-    "em", "ph", "external_id", "fbc", "fbp", "subscription_id", "fb_login_id", "lead_id",
-    "anon_id", "madid", "page_scoped_user_id", "ctwa_clid", "ig_account_id", "ig_sid",
-})
+#: Meta's published list of customer information that is not enough on its own: an event whose
+#: user_data keys are one of these sets, or a subset of one, is invalid. Best Practices -
+#: Conversions API, "Baseline requirements for matching" (Graph API v13.0 and later):
+#: https://developers.facebook.com/documentation/ads-commerce/conversions-api/best-practices#baseline-requirements-for-matching
+#: Any other combination is accepted (user agent + fn, ip + user agent, em alone, ...).
+INSUFFICIENT_CUSTOMER_INFORMATION: tuple[frozenset[str], ...] = (
+    frozenset({"ct", "country", "st", "zp", "ge", "client_user_agent"}),
+    frozenset({"db", "client_user_agent"}),
+    frozenset({"fn", "ge"}),
+    frozenset({"ln", "ge"}),
+)
+INSUFFICIENT_REASON = "insufficient_customer_information"
 
 
 def event_time_problem(event_time: int, action_source: ActionSource, now: float) -> str | None:
@@ -35,25 +40,19 @@ def event_time_problem(event_time: int, action_source: ActionSource, now: float)
     return None
 
 
-def match_keys_problem(user_data: UserData) -> str | None:
-    """Why Meta would find these match keys insufficient, or None when they suffice."""
-    return _match_keys_problem(set(user_data.present_keys()))
+def customer_information_problem(user_data: UserData | Set[str]) -> str | None:
+    """Why Meta would refuse this customer information, or None when it is enough.
 
-
-_LOCATION_KEYS = frozenset({"ct", "st", "zp", "db"})
-#: The reason an event is rejected for; monitoring counts it (ingest logs it by this name).
-INSUFFICIENT_KEYS = ("user_data: insufficient customer information (add em, ph, external_id, "
-                      "fbp, fbc, or client_ip_address with client_user_agent)")
-
-
-def _match_keys_problem(present: Set[str]) -> str | None:
-    if not present.isdisjoint(STRONG_KEYS):
-        return None
-    if "client_ip_address" in present and "client_user_agent" in present:
-        return None
-    if "fn" in present and "ln" in present and not present.isdisjoint(_LOCATION_KEYS):
-        return None
-    return INSUFFICIENT_KEYS
+    Takes a UserData or the names of its keys that carry a value. Pure; the processor runs it
+    after enrichment, since the profile store may add an email the event did not carry.
+    """
+    present = user_data if isinstance(user_data, Set) else frozenset(user_data.present_keys())
+    for combination in INSUFFICIENT_CUSTOMER_INFORMATION:
+        if present <= combination:
+            return ("user_data: insufficient customer information (only "
+                    + (", ".join(sorted(present)) or "nothing")
+                    + "; add em, ph, external_id, fbp, fbc or client_ip_address)")
+    return None
 
 
 def match_key_counts(events: Iterable[CapiEvent]) -> dict[str, dict[str, int]]:

@@ -149,6 +149,11 @@ class CapiEvent:
     data_processing_options: tuple[str, ...] | None = None
     data_processing_options_country: int | None = None
     data_processing_options_state: int | None = None
+    #: app events: Meta requires it (advertiser_tracking_enabled, application_tracking_enabled,
+    #: extinfo, ...); passed as the app sent it
+    app_data: dict[str, Any] | None = None
+    #: business_messaging events: "whatsapp", "messenger", "instagram"
+    messaging_channel: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -163,6 +168,10 @@ class CapiEvent:
             out["referrer_url"] = self.referrer_url
         if self.opt_out is not None:
             out["opt_out"] = self.opt_out
+        if self.messaging_channel:
+            out["messaging_channel"] = self.messaging_channel
+        if self.app_data:
+            out["app_data"] = self.app_data
         out["user_data"] = self.user_data.to_wire()
         if self.custom_data:
             out["custom_data"] = self.custom_data
@@ -190,6 +199,8 @@ class CapiEvent:
             data_processing_options=tuple(dpo) if dpo is not None else None,
             data_processing_options_country=data.get("data_processing_options_country"),
             data_processing_options_state=data.get("data_processing_options_state"),
+            app_data=dict(data["app_data"]) if data.get("app_data") else None,
+            messaging_channel=data.get("messaging_channel"),
         )
 
     def __repr__(self) -> str:

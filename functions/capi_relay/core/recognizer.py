@@ -1,0 +1,239 @@
+"""Finds match keys wherever a site puts them, by key-name vocabulary: one pass over the event.
+
+The alias table (``aliases.USER_FIELDS`` plus ``FIELD_ALIASES``) names exact paths; this module
+finds the rest by what the keys are called. A key name is compared in a compact form (lowercase,
+letters and digits only: ``customerBillingEmail``, ``customer_billing_email`` and
+``CUSTOMER-BILLING-EMAIL`` are all ``customerbillingemail``), after peeling role prefixes
+(``customer``, ``user``, ``visitor``, ``billing``, ``shipping``, ``sha256``, ...) and hash
+suffixes (``EmailHash``). Containers are descended by name: person and address objects
+(``customer``, ``user_data``, ``user_properties``, ``billingAddress``, ``address`` as object or
+list, ``ecommerce.purchase.customer``, ``data.checkout``, ``orderData.customer``, ...) are read;
+item lists, page and device context, shop and merchant objects are not.
+
+Each value found carries a role, ``buyer`` or ``shipping``, from its key prefix or from the
+nearest container that names one (``shipping_city``, ``shippingAddress.city``,
+``orderData.customer.shipping.city``). ``billing`` and unprefixed customer keys are the buyer:
+the one who pays is the account holder in every platform we read. The mapper's rule (one person
+per event) then decides which role's values it sends; see ``mapping._person_values``.
+
+Browser identifiers (user agent, IP, ``_fbp``/``_fbc`` cookies) have no role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: compact key name -> Meta user_data key. Site spellings only: Meta's own short keys (em, ph,
+#: fn, ...) are explicit and read by the alias table, never guessed from a name.
+_BASE: dict[str, str] = {}
+for _key, _names in {
+    "em": ("email", "emailaddress", "mail", "emailaddr", "eMail"),
+    "ph": ("phone", "phonenumber", "telephone", "tel", "mobile", "mobilephone", "cellphone",
+           "mobilenumber", "phoneno", "telephonenumber", "cell"),
+    "fn": ("firstname", "fname", "givenname", "forename"),
+    "ln": ("lastname", "lname", "surname", "familyname"),
+    "ge": ("gender", "sex"),
+    "db": ("birthday", "dateofbirth", "birthdate", "dob"),
+    "ct": ("city", "town", "locality"),
+    "st": ("state", "region", "province", "provincecode", "statecode", "regioncode",
+           "stateorprovince", "county"),
+    "zp": ("zip", "zipcode", "postalcode", "postcode", "postal"),
+    "country": ("country", "countrycode", "countryid", "countryiso", "countryname"),
+    "external_id": ("externalid",),
+    "client_user_agent": ("useragent", "clientuseragent"),
+    "client_ip_address": ("ipaddress", "clientipaddress", "clientip", "ipoverride"),
+    "fbp": ("fbp",),
+    "fbc": ("fbc",),
+}.items():
+    for _name in _names:
+        _BASE[_name.lower()] = _key
+
+#: keys with no role: they identify a browser, not a person
+BROWSER_KEYS = frozenset({"client_user_agent", "client_ip_address", "fbp", "fbc"})
+
+BUYER = "buyer"
+SHIPPING = "shipping"
+
+#: prefixes peeled off a key name, with the role they give (None keeps the container's role);
+#: longest first so "shippingaddress" is not read as "shipping" + "address"
+_PREFIXES: tuple[tuple[str, str | None, bool], ...] = tuple(sorted((
+    # (prefix, role, names a person: a bare "id" after it is that person's id)
+    ("customer", None, True), ("user", None, True), ("visitor", None, True),
+    ("buyer", None, True), ("member", None, True), ("account", None, True),
+    ("contact", None, True), ("client", None, False), ("billing", BUYER, True),
+    ("shipping", SHIPPING, True), ("delivery", SHIPPING, True), ("sha256", None, False),
+    ("hashed", None, False), ("default", None, False), ("address", None, False),
+    ("primary", None, False), ("home", None, False), ("personal", None, False),
+), key=lambda p: -len(p[0])))
+_SUFFIXES = ("sha256", "hashed", "hash")
+
+#: container names (compact) never read: items and products are not the customer, context and
+#: page describe the browser, shops and merchants are the seller
+_SKIP = frozenset({
+    "items", "item", "products", "product", "lineitems", "lineitem", "lines", "contents",
+    "transactionproducts", "productvariant", "variant", "merchandise", "cartline", "impressions",
+    "promotions", "promoview", "promoclick", "context", "gtm", "page", "device", "app",
+    "appdata", "consent", "consentstate", "shop", "store", "merchant", "seller", "vendor",
+    "company", "localization", "discountapplications", "discounts", "customdata",
+    "customproperties", "navigator", "document", "window", "location", "screen", "settings",
+    "shippingline", "selecteddeliveryoptions", "transactions",
+})
+#: containers that describe one person: a bare "id" inside is that person's id
+_PERSON = frozenset({
+    "customer", "user", "userdata", "userproperties", "visitor", "buyer", "member", "account",
+    "contact", "buyeridentity", "customerdata", "customerinfo", "userinfo", "profile",
+    "billing", "billingaddress", "billinginfo", "billingdetails", "shipping",
+    "shippingaddress", "shippinginfo", "shippingdetails", "address", "addresses",
+    "homeaddress", "defaultaddress",
+})
+
+_MAX_DEPTH = 6
+_MAX_LIST = 10
+_CACHE_LIMIT = 4096
+
+
+def compact(key: str) -> str:
+    """A key name without case or separators: ``customer_First-Name`` -> ``customerfirstname``."""
+    return "".join(ch for ch in key.lower() if ch.isalnum())
+
+
+def _classify(name: str) -> tuple[str | None, str | None, bool]:
+    """(Meta key or None, role or None, a person prefix was seen) for a compact key name."""
+    if name in _BASE:
+        return _BASE[name], None, False
+    role: str | None = None
+    person = False
+    rest = name
+    for suffix in _SUFFIXES:
+        if rest.endswith(suffix) and len(rest) > len(suffix):
+            rest = rest[: -len(suffix)]
+            break
+    changed = True
+    while changed and rest:
+        if rest in _BASE:
+            return _BASE[rest], role, person
+        changed = False
+        for prefix, prefix_role, names_person in _PREFIXES:
+            if rest.startswith(prefix) and len(rest) > len(prefix):
+                rest = rest[len(prefix):]
+                role = prefix_role or role
+                person = person or names_person
+                changed = True
+                break
+    if rest in _BASE:
+        return _BASE[rest], role, person
+    if rest == "id" and person:
+        return "external_id", role, True
+    return None, role, person
+
+
+_KEY_CACHE: dict[str, tuple[str | None, str | None, bool]] = {}
+_CONTAINER_CACHE: dict[str, tuple[bool, str | None, bool]] = {}
+
+
+def classify_key(key: str) -> tuple[str | None, str | None, bool]:
+    """Cached ``_classify`` of a raw key (bounded: key names come from the internet)."""
+    hit = _KEY_CACHE.get(key)
+    if hit is None:
+        if len(_KEY_CACHE) >= _CACHE_LIMIT:
+            _KEY_CACHE.clear()
+        hit = _KEY_CACHE[key] = _classify(compact(key)) if len(key) <= 64 else (None, None, False)
+    return hit
+
+
+def _container(key: str) -> tuple[bool, str | None, bool]:
+    """(read it, role it gives, it is one person) for a container key."""
+    hit = _CONTAINER_CACHE.get(key)
+    if hit is None:
+        if len(_CONTAINER_CACHE) >= _CACHE_LIMIT:
+            _CONTAINER_CACHE.clear()
+        name = compact(key) if len(key) <= 64 else ""
+        role = None
+        if "shipping" in name or "delivery" in name:
+            role = SHIPPING
+        elif "billing" in name:
+            role = BUYER
+        hit = (bool(name) and name not in _SKIP, role, name in _PERSON)
+        _CONTAINER_CACHE[key] = hit
+    return hit
+
+
+#: one value found: (Meta key, value, role or None, path as a tuple of keys and list indexes)
+Hit = tuple[str, Any, "str | None", tuple]
+
+
+def recognize(event: Mapping[str, Any], *, skip_top: frozenset[str] = frozenset()) -> list[Hit]:
+    """Every match-key value the vocabulary recognizes in ``event``, in document order.
+
+    ``skip_top`` names top-level keys the caller reads otherwise (e.g. Meta's own user_data).
+    """
+    hits: list[Hit] = []
+    _walk(event, (), None, False, 0, hits, skip_top)
+    return hits
+
+
+def _scalar(value: Any) -> bool:
+    return (type(value) is str and value != "") or (
+        isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, depth: int,
+          hits: list[Hit], skip: frozenset[str]) -> None:
+    for key, value in node.items():
+        if type(key) is not str or key in skip:
+            continue
+        if value is None or value == "":
+            continue
+        if isinstance(value, (dict, list)) or isinstance(value, Mapping):
+            field, key_role, _ = classify_key(key)
+            if field is not None and isinstance(value, list):
+                # a list of plain values under a match key: {"emails": [...]}, {"email": [...]}
+                for element in value[:_MAX_LIST]:
+                    if _scalar(element):
+                        hits.append((field, element, key_role or role, path + (key,)))
+                continue
+            if field in ("country", "st") and isinstance(value, Mapping):
+                # {"country": {"isoCode": "US"}}, {"region": {"code": "CA", "name": ...}}
+                for sub in ("isoCode", "code", "iso_code", "name"):
+                    if _scalar(value.get(sub)):
+                        hits.append((field, value[sub], key_role or role, path + (key, sub)))
+                        break
+                continue
+            if depth >= _MAX_DEPTH:
+                continue
+            read, container_role, is_person = _container(key)
+            if not read:
+                continue
+            inner_role = container_role or role
+            inner_person = is_person or (person and container_role is not None)
+            if isinstance(value, list):
+                for index, element in enumerate(value[:_MAX_LIST]):
+                    if isinstance(element, Mapping):
+                        _walk(element, path + (key, index), inner_role, inner_person,
+                              depth + 1, hits, frozenset())
+            else:
+                _walk(value, path + (key,), inner_role, inner_person, depth + 1, hits,
+                      frozenset())
+            continue
+        if not _scalar(value):
+            continue
+        field, key_role, _ = classify_key(key)
+        if field is None:
+            if person and key.lower() == "id":
+                field = "external_id"
+            else:
+                continue
+        hits.append((field, value, key_role or role, path + (key,)))
+
+
+def format_path(path: tuple) -> str:
+    """``("data", "checkout", "billingAddress", "city")`` -> ``data.checkout.billingAddress.city``;
+    list indexes as ``[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
