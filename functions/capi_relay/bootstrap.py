@@ -51,7 +51,8 @@ def mapping_config() -> MappingConfig:
         s = settings()
         return MappingConfig.from_settings(field_aliases=s.field_aliases,
                                            event_names=s.event_names,
-                                           default_country=s.default_country)
+                                           default_country=s.default_country,
+                                           default_currency=s.default_currency)
     return _once("mapping", build)
 
 

@@ -33,9 +33,12 @@ def cmd_preview(args: argparse.Namespace) -> int:
         return 2
     now = float(args.now) if args.now is not None else time.time()
     config = MappingConfig.from_settings(default_country=args.country)
-    data, rejected = [], []
+    data, rejected, explained = [], [], []
     for index, event in enumerate(events):
-        mapped = to_capi_event(event, now=now, new_id=lambda: str(uuid.uuid4()), config=config)
+        mapped = to_capi_event(event, now=now, new_id=lambda: str(uuid.uuid4()), config=config,
+                               explain=args.explain)
+        if args.explain:
+            explained.append(_explanation(index, mapped))
         if mapped.event is not None:
             data.append(mapped.event.to_wire())
         else:
@@ -45,8 +48,23 @@ def cmd_preview(args: argparse.Namespace) -> int:
     out = {"data": data}
     if rejected:
         out["rejected"] = rejected
+    if args.explain:
+        out["explain"] = explained
     print(json.dumps(out, indent=2 if args.pretty else None, sort_keys=True))
     return 0
+
+
+def _explanation(index: int, mapped: Any) -> dict[str, Any]:
+    """Per event: each CAPI field with the input path it came from, the fields dropped and
+    why, and input keys that look personal but were not used (names only, never values)."""
+    from capi_relay.core.meta_rules import customer_information_problem
+
+    out: dict[str, Any] = {"index": index, **(mapped.explanation or {})}
+    if mapped.event is not None:
+        problem = customer_information_problem(mapped.event.user_data)
+        if problem:
+            out["would_be_dead_lettered"] = problem
+    return out
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
@@ -69,10 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--now", type=float, help="the clock, as epoch seconds")
     preview.add_argument("--country", help="default country for phone numbers (alpha-2)")
     preview.add_argument("--pretty", action="store_true", help="indent the output")
+    preview.add_argument("--explain", action="store_true",
+                         help="say per event where each field came from, what was dropped "
+                              "and why, and which personal-looking keys were not used")
     preview.set_defaults(run=cmd_preview)
 
     hash_ = sub.add_parser("hash", help="print what would be sent for a user_data field")
-    hash_.add_argument("--country", help="country for phone numbers (alpha-2)")
+    hash_.add_argument("--country",
+                       help="the person's country (alpha-2), for phone numbers and zip codes")
     hash_.add_argument("field", help="user_data key, e.g. em, ph, fn, client_ip_address")
     hash_.add_argument("values", nargs="+")
     hash_.set_defaults(run=cmd_hash)

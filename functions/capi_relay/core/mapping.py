@@ -357,10 +357,38 @@ def _bad_text(text: str) -> bool:
     return False
 
 
+def _all_clean(value: Any, depth: int = 0) -> bool:
+    """True when ``_clean`` would change nothing: the usual case, checked without copying."""
+    kind = type(value)
+    if kind is str:
+        return value.isprintable() or not _bad_text(value)
+    if kind is dict:
+        if depth > 8:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or not (key.isprintable() or not _bad_text(key)):
+                return False
+            if type(item) in (str, dict, list) and not _all_clean(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        if depth > 8:
+            return False
+        return all(_all_clean(item, depth + 1) for item in value
+                   if type(item) in (str, dict, list))
+    return not isinstance(value, (Mapping, str))  # subclasses: checked the slow way
+
+
 def _clean(value: Any, name: str, dropped: list[str], depth: int = 0) -> Any:
     """``value`` without the strings that cannot be sent (each dropped under its name), or
     None when nothing is left. Containers are cleaned element by element."""
-    if type(value) is str:
+    if _all_clean(value, depth):
+        return value
+    return _cleaned(value, name, dropped, depth)
+
+
+def _cleaned(value: Any, name: str, dropped: list[str], depth: int) -> Any:
+    if isinstance(value, str):
         if _bad_text(value):
             dropped.append(f"{name}: not valid text")
             return None
@@ -371,10 +399,10 @@ def _clean(value: Any, name: str, dropped: list[str], depth: int = 0) -> Any:
             return None
         out = {}
         for key, item in value.items():
-            if type(key) is not str or _bad_text(key):
+            if not isinstance(key, str) or _bad_text(key):
                 dropped.append(f"{name}: not valid text")
                 continue
-            cleaned = _clean(item, f"{name}.{key}", dropped, depth + 1)
+            cleaned = _cleaned(item, f"{name}.{key}", dropped, depth + 1)
             if cleaned is not None or item is None:
                 out[key] = cleaned
         return out
@@ -384,7 +412,7 @@ def _clean(value: Any, name: str, dropped: list[str], depth: int = 0) -> Any:
             return None
         out_list = []
         for item in value:
-            cleaned = _clean(item, name, dropped, depth + 1)
+            cleaned = _cleaned(item, name, dropped, depth + 1)
             if cleaned is not None or item is None:
                 out_list.append(cleaned)
         return out_list
@@ -616,12 +644,18 @@ def _user_data(sources: dict[str, list[tuple[Any, Any]]], config: MappingConfig,
         if not candidates:
             continue
         prepared: list[str] = []
+        seen: list[Any] = []
         for value, source in candidates:
-            if type(value) is str and _bad_text(value):
-                dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
-                continue
-            if isinstance(value, (Mapping, list)) or isinstance(value, bool):
-                continue
+            kind = type(value)
+            if kind is str:
+                if not value.isprintable() and _bad_text(value):
+                    dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
+                    continue
+            elif kind is not int and kind is not float:
+                continue  # booleans, containers
+            if value in seen:
+                continue  # the same value under an explicit and a site-style key
+            seen.append(value)
             out = prepare(key, value, country=country)
             if out is None:
                 dropped.append(_DROPPED_NAMES[key])
@@ -637,11 +671,13 @@ def _user_data(sources: dict[str, list[tuple[Any, Any]]], config: MappingConfig,
         if not candidates:
             continue
         for value, source in candidates:
-            if type(value) is str and _bad_text(value):
-                dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
-                continue
-            if isinstance(value, (Mapping, list)) or isinstance(value, bool):
-                continue
+            kind = type(value)
+            if kind is str:
+                if not value.isprintable() and _bad_text(value):
+                    dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
+                    continue
+            elif kind is not int and kind is not float:
+                continue  # booleans, containers
             out = prepare(key, value, country=country)
             if out is None:
                 dropped.append(_DROPPED_NAMES[key])
@@ -809,6 +845,8 @@ def to_capi_event(
     if client_id is not None and _bad_text(client_id):
         client_id = None
     consent = {k: raw[k] for k in CONSENT_FIELDS if k in raw}
+    if consent:
+        consent = _clean(consent, "consent", dropped)
     app_data = messaging_channel = None
     if action_source is ActionSource.APP:
         raw_app = found.first("app_data")

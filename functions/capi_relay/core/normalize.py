@@ -120,8 +120,8 @@ def _normalize_email(value: object) -> str | None:
     """em: trim, lowercase, keep only a plausible address.
 
     Meta: "Trim any leading and trailing spaces. Convert all characters to lowercase."
-    Stricter than Meta's docs: the value must have one "@", a non-empty local part, a domain
-    with a dot between non-empty labels, and no whitespace. Looser than Meta's SDK regex
+    Stricter than Meta's docs: the value must have one "@", a non-empty local part without two
+    consecutive dots, a domain with a dot between non-empty labels, and no whitespace. Looser than Meta's SDK regex
     (ASCII-only ``[a-z0-9_.+-]+@[a-z0-9-]+\\.[a-z0-9-.]+``): internationalized addresses are
     kept. Gmail dots and "+tags" are kept: Meta's rule does not strip them.
     """
@@ -133,6 +133,8 @@ def _normalize_email(value: object) -> str | None:
     local, domain = text.split("@")
     labels = domain.split(".")
     if not local or len(labels) < 2 or "" in labels:
+        return None
+    if ".." in local:  # RFC 5322 dot-atom: no two dots in a row (outside quotes, unsupported)
         return None
     return text
 

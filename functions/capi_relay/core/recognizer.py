@@ -180,51 +180,62 @@ def _scalar(value: Any) -> bool:
 
 def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, depth: int,
           hits: list[Hit], skip: frozenset[str]) -> None:
+    cache = _KEY_CACHE
     for key, value in node.items():
-        if type(key) is not str or key in skip:
+        kind = type(value)
+        if kind is str or kind is int or kind is float:
+            if kind is str and not value:
+                continue
+            if type(key) is not str:
+                continue
+            found = cache.get(key)
+            if found is None:
+                found = classify_key(key)
+            field = found[0]
+            if field is None:
+                if person and key.lower() == "id":
+                    field = "external_id"
+                else:
+                    continue
+            if skip and key in skip:
+                continue
+            hits.append((field, value, found[1] or role, path + (key,)))
             continue
-        if value is None or value == "":
+        if value is None or kind is bool or type(key) is not str:
             continue
-        if isinstance(value, (dict, list)) or isinstance(value, Mapping):
-            field, key_role, _ = classify_key(key)
-            if field is not None and isinstance(value, list):
-                # a list of plain values under a match key: {"emails": [...]}, {"email": [...]}
-                for element in value[:_MAX_LIST]:
-                    if _scalar(element):
-                        hits.append((field, element, key_role or role, path + (key,)))
-                continue
-            if field in ("country", "st") and isinstance(value, Mapping):
-                # {"country": {"isoCode": "US"}}, {"region": {"code": "CA", "name": ...}}
-                for sub in ("isoCode", "code", "iso_code", "name"):
-                    if _scalar(value.get(sub)):
-                        hits.append((field, value[sub], key_role or role, path + (key, sub)))
-                        break
-                continue
-            if depth >= _MAX_DEPTH:
-                continue
-            read, container_role, is_person = _container(key)
-            if not read:
-                continue
-            inner_role = container_role or role
-            inner_person = is_person or (person and container_role is not None)
-            if isinstance(value, list):
-                for index, element in enumerate(value[:_MAX_LIST]):
-                    if isinstance(element, Mapping):
-                        _walk(element, path + (key, index), inner_role, inner_person,
-                              depth + 1, hits, frozenset())
-            else:
-                _walk(value, path + (key,), inner_role, inner_person, depth + 1, hits,
-                      frozenset())
+        if not (kind is dict or kind is list or isinstance(value, (Mapping, list))):
             continue
-        if not _scalar(value):
+        if skip and key in skip:
             continue
-        field, key_role, _ = classify_key(key)
-        if field is None:
-            if person and key.lower() == "id":
-                field = "external_id"
-            else:
-                continue
-        hits.append((field, value, key_role or role, path + (key,)))
+        field, key_role, _ = cache.get(key) or classify_key(key)
+        if field is not None and isinstance(value, list):
+            # a list of plain values under a match key: {"emails": [...]}, {"email": [...]}
+            for element in value[:_MAX_LIST]:
+                if _scalar(element):
+                    hits.append((field, element, key_role or role, path + (key,)))
+            continue
+        if field in ("country", "st") and isinstance(value, Mapping):
+            # {"country": {"isoCode": "US"}}, {"region": {"code": "CA", "name": ...}}
+            for sub in ("isoCode", "code", "iso_code", "name"):
+                if _scalar(value.get(sub)):
+                    hits.append((field, value[sub], key_role or role, path + (key, sub)))
+                    break
+            continue
+        if depth >= _MAX_DEPTH:
+            continue
+        read, container_role, is_person = _CONTAINER_CACHE.get(key) or _container(key)
+        if not read:
+            continue
+        inner_role = container_role or role
+        inner_person = is_person or (person and container_role is not None)
+        if isinstance(value, list):
+            for index, element in enumerate(value[:_MAX_LIST]):
+                if isinstance(element, Mapping):
+                    _walk(element, path + (key, index), inner_role, inner_person,
+                          depth + 1, hits, frozenset())
+        else:
+            _walk(value, path + (key,), inner_role, inner_person, depth + 1, hits,
+                  frozenset())
 
 
 def format_path(path: tuple) -> str:

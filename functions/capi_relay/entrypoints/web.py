@@ -58,13 +58,21 @@ def _no_constants(name: str):
 
 
 def parse_events(body: bytes) -> tuple[list[Any] | None, str | None]:
-    """The events in a body: one object, a list, or {"events": [...]}; or an error message."""
+    """The events in a body, or an error message. A body is one event object, a list of them,
+    the relay's own ``{"events": [...]}``, or a GA4 Measurement Protocol body
+    (``{client_id, user_id, user_data, events: [{name, params}]}``), which becomes one event
+    per ``events[]`` entry.
+
+    Bytes that are not UTF-8 inside a string do not fail the body: they are decoded as lone
+    surrogates, which the mapper drops with the one field that holds them.
+    """
     try:
-        data = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = json.loads(body.decode("utf-8", errors="surrogateescape"),
+                          parse_constant=_no_constants)
+    except (ValueError, RecursionError):
         return None, "body: not valid JSON"
     if isinstance(data, dict) and isinstance(data.get("events"), list):
-        data = data["events"]
+        data = ga4_mp_events(data) if is_ga4_mp(data) else data["events"]
     elif isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -72,6 +80,44 @@ def parse_events(body: bytes) -> tuple[list[Any] | None, str | None]:
     if not data:
         return None, "events: empty"
     return data, None
+
+
+#: GA4 Measurement Protocol body keys that hold for every event in it
+#: (developers.google.com/analytics/devguides/collection/protocol/ga4/reference)
+_MP_BODY_KEYS = ("client_id", "app_instance_id", "user_id", "user_data", "user_properties",
+                 "consent", "non_personalized_ads", "ip_override", "user_location", "device",
+                 "user_agent")
+_MP_EVENT_KEYS = frozenset({"name", "params", "timestamp_micros"})
+
+
+def is_ga4_mp(data: dict[str, Any]) -> bool:
+    """A Measurement Protocol body, not the relay's own ``{"events": [...]}`` batch: it names
+    its client (client_id / app_instance_id), or its events are ``{name, params}`` entries."""
+    if "client_id" in data or "app_instance_id" in data:
+        return True
+    events = data.get("events") or []
+    return bool(events) and all(isinstance(e, dict) and "name" in e and "event_name" not in e
+                                and e.keys() <= _MP_EVENT_KEYS for e in events)
+
+
+def ga4_mp_events(data: dict[str, Any]) -> list[Any]:
+    """One event per ``events[]`` entry: its params, its name, and the body's shared keys."""
+    out: list[Any] = []
+    for entry in data["events"]:
+        if not isinstance(entry, dict):
+            out.append(entry)  # the mapper names what is wrong with it
+            continue
+        params = entry.get("params")
+        event: dict[str, Any] = dict(params) if isinstance(params, dict) else {}
+        event["event_name"] = entry.get("name")
+        for key in _MP_BODY_KEYS:
+            if key in data and key not in event:
+                event[key] = data[key]
+        stamp = entry.get("timestamp_micros", data.get("timestamp_micros"))
+        if stamp is not None and "event_time" not in event:
+            event["timestamp_micros"] = stamp
+        out.append(event)
+    return out
 
 
 def authenticate(request, get_gate: Callable[[], Gate] | None, *,
