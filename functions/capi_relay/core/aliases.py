@@ -78,6 +78,8 @@ USER_FIELDS: dict[str, tuple[str, ...]] = {
     "ctwa_clid": ("user_data.ctwa_clid", "ctwa_clid"),
     "ig_account_id": ("user_data.ig_account_id", "ig_account_id"),
     "ig_sid": ("user_data.ig_sid", "ig_sid"),
+    "whatsapp_business_account_id": ("user_data.whatsapp_business_account_id",
+                                     "whatsapp_business_account_id"),
 }
 
 #: event-level fields -> paths; the first non-empty value wins.

@@ -73,6 +73,7 @@ PLATFORM_EVENT_NAMES: Mapping[str, str] = MappingProxyType({
     # ("a submission of information ... with the understanding that they may be contacted");
     # Meta's Subscribe is the start of a paid subscription.
     "dlsubscribe": "Lead", "dlsignup": "CompleteRegistration", "dlsearchresults": "Search",
+    "dluserdata": "PageView",  # Elevar pushes it once per page, before the page's other events
     # UA enhanced ecommerce / GTM4WP (gtm4wp.*EEC) / Magento
     "addtocart": "AddToCart", "productdetail": "ViewContent", "detail": "ViewContent",
     "productview": "ViewContent", "checkout": "InitiateCheckout", "transaction": "Purchase",
@@ -111,6 +112,10 @@ _CUSTOM_FIELDS = ("value", "currency", "order_id", "search_string", "status", "p
 _NAME_INDEX: dict[str, str] = {
     **{recognizer.compact(k): v for k, v in EVENT_NAMES.items()}, **PLATFORM_EVENT_NAMES}
 _PERSON_KEYS = frozenset(HASHED_KEYS)
+#: the keys of a postal address with its name: taken from one address only
+_ADDRESS_KEYS = frozenset({"fn", "ln", "ct", "st", "zp", "country"})
+#: customer ids that mean "no account" (WooCommerce's guest customer id is 0)
+_GUEST_IDS = (0, "0", 0.0)
 _REQUEST_SOURCES = (("client_ip_address", "ip", "request.ip"),
                     ("client_user_agent", "user_agent", "request.user_agent"),
                     ("fbp", "fbp", "request.cookie._fbp"), ("fbc", "fbc", "request.cookie._fbc"))
@@ -438,7 +443,8 @@ def _flat_item(item: Mapping[str, Any]) -> Mapping[str, Any]:
     product = variant.get("product") if isinstance(variant.get("product"), Mapping) else {}
     price = variant.get("price")
     flat = {
-        "id": _shopify_id(variant.get("id") or variant.get("sku") or product.get("id")),
+        # the SKU, as the catalog and the Pixel's content_ids use it; the variant id without one
+        "id": _shopify_id(variant.get("sku") or variant.get("id") or product.get("id")),
         "price": price.get("amount") if isinstance(price, Mapping) else price,
         "title": product.get("title") or variant.get("title") or item.get("title"),
         "brand": product.get("vendor"),
@@ -587,31 +593,40 @@ def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: R
     index for explicit keys, a path tuple for recognized ones), and the hits left unused.
 
     One person per event: explicit keys (Meta's, GA4's, FIELD_ALIASES), unprefixed customer
-    keys and billing keys describe the buyer; shipping keys are another person (a gift's
-    recipient), used only when the event says nothing else about anybody. Within the buyer,
-    explicit values come first, then unprefixed ones, then billing ones.
+    keys and billing keys describe the buyer. Shipping keys may describe another person (a
+    gift's recipient), so they are used only when the event has no billing data and no
+    name or address of the buyer (Shopify's checkout with ``billingAddress: null``); then the
+    shipping address is the buyer's. Never a billing email with a shipping city. Within the
+    buyer, explicit values come first, then unprefixed ones, then billing ones.
     """
     sources: dict[str, list[tuple[Any, Any]]] = {}
     for key in found.fields():
         if key in _USER_DATA_KEYSET:
             sources[key] = found.sourced(key)
+    unused: list[recognizer.Hit] = []
     if hits:
         buyer: list[recognizer.Hit] = []
         shipping: list[recognizer.Hit] = []
+        billing = False
         for hit in hits:
-            (shipping if hit[2] == recognizer.SHIPPING and hit[0] in _PERSON_KEYS
-             else buyer).append(hit)
-        unused: list[recognizer.Hit] = []
+            role = hit[2]
+            if role == recognizer.SHIPPING and hit[0] in _PERSON_KEYS:
+                shipping.append(hit)
+            else:
+                billing = billing or role == recognizer.BUYER
+                buyer.append(hit)
         if shipping:
-            if any(h[0] in _PERSON_KEYS for h in buyer) or not _PERSON_KEYS.isdisjoint(sources):
+            if billing or not _ADDRESS_KEYS.isdisjoint(sources) or any(
+                    h[0] in _ADDRESS_KEYS for h in buyer):
                 unused = shipping
             else:
                 buyer.extend(shipping)
-        buyer.sort(key=_billing_last)
+        if billing:
+            buyer.sort(key=_billing_last)
         for key, value, _, path in buyer:
+            if key == "external_id" and value in _GUEST_IDS:
+                continue
             sources.setdefault(key, []).append((value, path))
-    else:
-        unused = []
     if request is not NO_REQUEST:
         for key, attribute, label in _REQUEST_SOURCES:
             value = getattr(request, attribute)

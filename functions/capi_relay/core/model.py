@@ -33,7 +33,7 @@ HASHED_KEYS: tuple[str, ...] = (
 NEVER_HASHED_KEYS: tuple[str, ...] = (
     "client_ip_address", "client_user_agent", "fbc", "fbp", "subscription_id",
     "fb_login_id", "lead_id", "anon_id", "madid", "page_id", "page_scoped_user_id",
-    "ctwa_clid", "ig_account_id", "ig_sid",
+    "ctwa_clid", "ig_account_id", "ig_sid", "whatsapp_business_account_id",
 )
 
 #: keys whose values identify a person: never logged, never sent unhashed.
@@ -83,6 +83,7 @@ class UserData:
     ctwa_clid: str | None = None
     ig_account_id: str | None = None
     ig_sid: str | None = None
+    whatsapp_business_account_id: str | None = None
 
     def present_keys(self) -> tuple[str, ...]:
         """Names of the match keys that carry a value, in wire order."""
