@@ -123,7 +123,8 @@ def _normalize_email(value: object) -> str | None:
     Stricter than Meta's docs: the value must have one "@", a non-empty local part without two
     consecutive dots, a domain with a dot between non-empty labels, and no whitespace. Looser
     than Meta's SDK regex (ASCII-only ``[a-z0-9_.+-]+@[a-z0-9-]+\\.[a-z0-9-.]+``):
-    internationalized addresses are kept. Gmail dots and "+tags" are kept: Meta's rule does not strip them.
+    internationalized addresses are kept. Gmail dots and "+tags" are kept: Meta's rule does
+    not strip them.
     """
     text = _lower(value)
     # split() breaks on exactly the characters isspace() matches; the text is trimmed, so it
