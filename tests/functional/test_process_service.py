@@ -198,3 +198,19 @@ def test_a_secret_outage_releases_claims_at_once():
         service.process(data)
     service.secrets = FakeSecret()
     assert service.process(data).sent == 2  # not BUSY until a lease runs out
+
+
+def test_insufficient_customer_information_is_dead_lettered_not_sent():
+    # Meta's list: a user agent with a city is not enough (issue 15). Ingest accepts it, as
+    # enrichment could add an email; without one the processor dead-letters it.
+    raw = {"event_name": "page_view", "event_id": "thin", "event_time": NOW,
+           "page_location": "https://example.com/", "user_agent": "UA/1", "city": "Berlin"}
+    mapped = to_capi_event(raw, now=NOW, new_id=lambda: "x")
+    assert mapped.ok
+    graph = ScriptedGraph()
+    service, dead = build(graph)
+    report = service.process(encode([QueuedEvent(mapped.event)] + queued(1)))
+    assert report.sent == 1 and report.dead_lettered == 1
+    (data, attributes), = dead.messages
+    assert attributes["reason"] == "insufficient_customer_information"
+    assert [e["event_id"] for events, _ in graph.calls for e in events] == ["e0"]

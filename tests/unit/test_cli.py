@@ -53,3 +53,35 @@ def test_hash_prints_one_line_per_value_empty_when_dropped():
 def test_hash_never_hashes_ip_and_rejects_unknown_fields():
     assert run("hash", "client_ip_address", "203.0.113.9:80").stdout.strip() == "203.0.113.9"
     assert run("hash", "emial", "x").returncode == 2
+
+
+def test_hash_country_applies_to_zip_codes_too():
+    result = run("hash", "--country", "us", "zp", "940251234")
+    assert result.stdout.strip() == hashlib.sha256(b"94025").hexdigest()
+    assert run("hash", "zp", "940251234").stdout.strip() == hashlib.sha256(
+        b"940251234").hexdigest()
+
+
+def test_preview_explain_names_paths_and_unused_keys_never_values():
+    body = json.dumps({"event": "purchase", "page_location": "https://shop.example.com/",
+                       "user_agent": "Mozilla/5.0", "ecommerce": {"value": 5, "currency": "USD"},
+                       "user_data": {"billing_email": "erika@example.org",
+                                     "billing_phone": "12"},
+                       "shipping": {"city": "Elsewhere"}, "fullName": "Erika M"})
+    result = run("preview", "--now", str(NOW), "--explain", stdin=body)
+    assert result.returncode == 0, result.stderr
+    (explained,) = json.loads(result.stdout)["explain"]
+    assert explained["fields"]["user_data.em"] == ["user_data.billing_email"]
+    assert explained["fields"]["value"] == ["ecommerce.value"]
+    assert "user_data.ph" in explained["dropped"]
+    assert {"shipping.city", "fullName"} <= set(explained["not_used"])
+    assert "erika" not in result.stdout.lower().replace("user_data.billing_email", "")
+    assert "Elsewhere" not in result.stdout
+
+
+def test_preview_says_when_meta_would_refuse_the_customer_information():
+    body = json.dumps({"event_name": "page_view", "page_location": "https://example.com/",
+                       "user_agent": "Mozilla/5.0", "city": "Berlin"})
+    result = run("preview", "--now", str(NOW), "--explain", stdin=body)
+    (explained,) = json.loads(result.stdout)["explain"]
+    assert explained["would_be_dead_lettered"].startswith("user_data: insufficient")

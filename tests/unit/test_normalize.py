@@ -326,6 +326,7 @@ def test_gender(value: str, expected: str | None) -> None:
     ("plain", None), ("@example.com", None), ("a@example", None), ("a@.example.com", None),
     ("a@example.com.", None), ("a@example..com", None), ("a@b@c.com", None),
     ("a b@example.com", None), ("a@exa mple.com", None),
+    ("first..last@example.com", None), ("a..@example.com", None),  # issue 15: dot-atom
 ])
 def test_email(value: str, expected: str | None) -> None:
     assert normalize("em", value) == expected

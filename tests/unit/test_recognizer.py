@@ -1,0 +1,277 @@
+"""The recognizer finds identifiers by key name wherever sites put them; one person per event."""
+
+import hashlib
+import json
+
+import pytest
+
+from capi_relay.core.mapping import MappingConfig, RequestContext, to_capi_event
+from capi_relay.core.recognizer import classify_key, recognize
+from capi_relay.entrypoints.web import parse_events
+from samples import NOW
+
+UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0"
+URL = "https://shop.example.com/thanks"
+
+
+def sha(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def mapped(raw, **kwargs):
+    kwargs.setdefault("request", RequestContext(user_agent=UA, ip="203.0.113.9"))
+    return to_capi_event({"page_location": URL, **raw}, now=NOW, new_id=lambda: "id", **kwargs)
+
+
+@pytest.mark.parametrize("key,field,role", [
+    ("email", "em", None), ("customer_email", "em", None), ("customerBillingEmail", "em", "buyer"),
+    ("visitorEmailHash", "em", None), ("sha256_email_address", "em", None),
+    ("billing_phone", "ph", "buyer"), ("phone_number", "ph", None), ("firstName", "fn", None),
+    ("customer_last_name", "ln", None), ("shippingCity", "ct", "shipping"),
+    ("provinceCode", "st", None), ("customer_province_code", "st", None),
+    ("postcode", "zp", None), ("customer_zip", "zp", None), ("countryCode", "country", None),
+    ("customer_id", "external_id", None), ("visitorId", "external_id", None),
+    ("userId", "external_id", None), ("userAgent", "client_user_agent", None),
+    ("_fbp", "fbp", None), ("client_id", None, None), ("order_id", None, None),
+    ("customer_type", None, None), ("id", None, None),
+])
+def test_key_names_by_vocabulary(key, field, role):
+    found, found_role, _ = classify_key(key)
+    assert (found, found_role) == (field, role)
+
+
+def test_seed_document_customer_push_maps_every_key():
+    raw = {"event": "purchase", "ecommerce": {"transaction_id": "T1", "value": 10,
+                                              "currency": "USD"},
+           "user_data": {"customer_email": "Jane@Example.com", "customer_first_name": "Jane",
+                         "customer_last_name": "Doe", "customer_phone": 2175550123,
+                         "customer_city": "Springfield", "customer_state": "Illinois",
+                         "customer_zip": 62701, "customer_country": "United States",
+                         "user_id": "u-1"}}
+    user = mapped(raw).event.user_data
+    assert user.em == (sha("jane@example.com"),)
+    assert user.fn == (sha("jane"),) and user.ln == (sha("doe"),)
+    assert user.ph == (sha("12175550123"),)
+    assert user.ct == (sha("springfield"),) and user.st == (sha("il"),)
+    assert user.zp == (sha("62701"),) and user.country == (sha("us"),)
+    assert user.external_id == (sha("u-1"),)
+
+
+def test_seed_document_billing_push_maps_every_key():
+    raw = {"event": "purchase", "ecommerce": {"value": 1, "currency": "EUR"},
+           "user_data": {"billing_email": "erika@example.org", "billing_phone": "030 1234567",
+                         "billing_first_name": "Erika", "billing_last_name": "Mustermann",
+                         "billing_city": "Berlin", "billing_state": "BE",
+                         "billing_postcode": "10115", "billing_country": "Deutschland"}}
+    user = mapped(raw).event.user_data
+    assert user.em == (sha("erika@example.org"),) and user.ph == (sha("49301234567"),)
+    assert user.fn == (sha("erika"),) and user.ln == (sha("mustermann"),)
+    assert user.ct == (sha("berlin"),) and user.st == (sha("be"),)
+    assert user.zp == (sha("10115"),) and user.country == (sha("de"),)
+
+
+def test_billing_and_shipping_people_are_never_mixed():
+    raw = {"event": "purchase", "value": 1, "currency": "USD",
+           "billing": {"email": "payer@example.com"},
+           "shipping": {"first_name": "Gift", "city": "Austin", "country": "US"}}
+    result = mapped(raw, explain=True)
+    user = result.event.user_data
+    assert user.em == (sha("payer@example.com"),)
+    assert user.fn == () and user.ct == () and user.country == ()
+    assert "shipping.city" in result.explanation["not_used"]
+
+
+def test_shipping_is_the_buyer_when_nothing_else_names_anybody_but_a_contact_email():
+    raw = {"name": "checkout_completed", "clientId": "c", "context": {},
+           "data": {"checkout": {"email": "a@example.com", "billingAddress": None,
+                                 "currencyCode": "CAD", "totalPrice": {"amount": 5},
+                                 "shippingAddress": {"city": "Montréal", "zip": "H2X 1Y4",
+                                                     "countryCode": "CA"}}}}
+    user = mapped(raw).event.user_data
+    assert user.ct == (sha("montréal"),) and user.zp == (sha("h2x1y4"),)
+    assert user.country == (sha("ca"),) and user.em == (sha("a@example.com"),)
+
+
+def test_explicit_keys_come_first_and_aliases_still_extend():
+    config = MappingConfig.from_settings(field_aliases={"em": ["form.contact.mail"]})
+    raw = {"event_name": "lead", "form": {"contact": {"mail": "form@example.com"}},
+           "user_data": {"em": "first@example.com"}, "customer": {"email": "c@example.com"}}
+    user = mapped(raw, config=config).event.user_data
+    assert user.em == (sha("first@example.com"), sha("form@example.com"), sha("c@example.com"))
+
+
+def test_nulls_guest_ids_items_and_shops_are_not_people():
+    raw = {"event": "purchase", "value": 1, "currency": "USD", "email": None,
+           "orderData": {"customer": {"id": 0, "billing": {"email": ""}}},
+           "shop": {"email": "shop@example.com", "city": "Paris"},
+           "items": [{"item_id": "A", "email": "x@example.com"}],
+           "context": {"navigator": {"userAgent": UA}, "email": "ctx@example.com"}}
+    user = mapped(raw).event.user_data
+    assert user.em == () and user.external_id == () and user.ct == ()
+
+
+def test_recognize_reports_paths_and_roles():
+    hits = recognize({"orderData": {"customer": {"id": 7, "billing": {"email": "a@b.co"},
+                                                 "shipping": {"city": "X"}}}})
+    assert ("external_id", 7, None, ("orderData", "customer", "id")) in hits
+    assert ("em", "a@b.co", "buyer", ("orderData", "customer", "billing", "email")) in hits
+    assert ("ct", "X", "shipping", ("orderData", "customer", "shipping", "city")) in hits
+
+
+def test_request_context_is_an_argument_and_the_event_wins():
+    raw = {"event_name": "page_view", "user_agent": "Event-UA/1", "_fbp": "fb.1.1.1"}
+    request = RequestContext(ip="198.51.100.4", user_agent="Request-UA/1", fbp="fb.1.2.2",
+                             fbc="fb.1.3.AbC")
+    user = mapped(raw, request=request).event.user_data
+    assert user.client_user_agent == "Event-UA/1" and user.fbp == "fb.1.1.1"
+    assert user.client_ip_address == "198.51.100.4" and user.fbc == "fb.1.3.AbC"
+    # a key named like the old injected one is no privileged channel
+    spoof = mapped({"event_name": "page_view", "_request": {"ip": "10.0.0.1"}},
+                   request=RequestContext(user_agent=UA))
+    assert spoof.event.user_data.client_ip_address != "198.51.100.4"
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("dl_purchase", "Purchase"), ("dl_view_item", "ViewContent"), ("dl_add_to_cart", "AddToCart"),
+    ("dl_begin_checkout", "InitiateCheckout"), ("dl_subscribe", "Lead"),
+    ("dl_sign_up", "CompleteRegistration"), ("checkout_completed", "Purchase"),
+    ("product_viewed", "ViewContent"), ("product_added_to_cart", "AddToCart"),
+    ("checkout_started", "InitiateCheckout"), ("payment_info_submitted", "AddPaymentInfo"),
+    ("search_submitted", "Search"), ("page_viewed", "PageView"),
+    ("gtm4wp.orderCompletedEEC", "Purchase"), ("addToCart", "AddToCart"),
+    ("my_custom_event", "my_custom_event"),
+])
+def test_platform_event_names(name, expected):
+    raw = {"event": name, "email": "a@b.co", "value": 1, "currency": "USD"}
+    assert mapped(raw).event.event_name == expected
+
+
+def test_event_name_map_still_overrides_platform_names():
+    config = MappingConfig.from_settings(event_names={"dl_subscribe": "Subscribe"})
+    assert mapped({"event": "dl_subscribe"}, config=config).event.event_name == "Subscribe"
+
+
+def test_ua_enhanced_ecommerce_purchase_without_event_key():
+    raw = {"ecommerce": {"currencyCode": "EUR", "purchase": {
+        "actionField": {"id": "T12345", "revenue": "35.43"},
+        "products": [{"id": "12345", "price": "15.25", "quantity": 1},
+                     {"name": "no id", "price": "1"}]}}}
+    result = mapped(raw)
+    custom = result.event.custom_data
+    assert result.event.event_name == "Purchase"
+    assert custom["value"] == 35.43 and custom["currency"] == "EUR"
+    assert custom["order_id"] == "T12345" and custom["content_ids"] == ["12345"]
+    assert all("id" in c for c in custom["contents"]) and "items.item_id" in result.dropped
+
+
+def test_native_contents_without_id_are_left_out():
+    raw = {"event_name": "ViewContent", "action_source": "system_generated", "email": "a@b.co",
+           "custom_data": {"contents": [{"id": "A", "quantity": 1}, {"quantity": 2}]}}
+    result = to_capi_event(raw, now=NOW, new_id=lambda: "x")
+    assert result.event.custom_data["contents"] == [{"id": "A", "quantity": 1}]
+    assert result.event.custom_data["content_ids"] == ["A"]
+
+
+def test_ga4_measurement_protocol_body_is_one_event_per_entry():
+    body = {"client_id": "123.456", "user_id": "u-9", "timestamp_micros": int(NOW * 1e6),
+            "user_data": {"sha256_email_address": [sha("a@b.co")]},
+            "events": [{"name": "begin_checkout", "params": {"value": 3, "currency": "EUR",
+                                                             "page_location": URL}},
+                       {"name": "purchase", "params": {"transaction_id": "T9", "value": 3,
+                                                       "currency": "EUR",
+                                                       "page_location": URL}}]}
+    events, problem = parse_events(json.dumps(body).encode())
+    assert problem is None and len(events) == 2
+    names = []
+    for event in events:
+        result = mapped(event)
+        assert result.ok, result.reasons
+        assert result.event.user_data.em == (sha("a@b.co"),)
+        assert result.event.user_data.external_id == (sha("u-9"),)
+        assert result.client_id == "123.456"
+        names.append(result.event.event_name)
+    assert names == ["InitiateCheckout", "Purchase"]
+
+
+def test_the_relays_own_batch_envelope_is_not_a_measurement_protocol_body():
+    body = {"events": [{"event_name": "page_view", "name": "x"}, {"event": "purchase"}]}
+    events, problem = parse_events(json.dumps(body).encode())
+    assert problem is None and events == body["events"]
+
+
+def test_default_currency_completes_a_purchase_that_omits_it():
+    raw = {"event": "purchase", "value": "12.50", "email": "a@b.co"}
+    assert not mapped(raw).ok
+    config = MappingConfig.from_settings(default_currency="eur")
+    assert mapped(raw, config=config).event.custom_data["currency"] == "EUR"
+
+
+@pytest.mark.parametrize("bad", ["a\ud800@example.com", "a\x00b@example.com", "jo\x07e"])
+def test_one_bad_value_drops_that_field_only(bad):
+    raw = {"event": "purchase", "value": 1, "currency": "USD", "email": bad,
+           "phone": "+1 650 555 1234", "custom_data": {"note": bad, "value": 1}}
+    result = mapped(raw)
+    assert result.ok, result.reasons
+    assert result.event.user_data.em == () and result.event.user_data.ph
+    assert "note" not in result.event.custom_data
+    assert any(d.startswith("user_data.em") for d in result.dropped)
+    assert bad not in repr(result)
+    json.dumps(result.event.to_wire(), ensure_ascii=False).encode("utf-8")  # encodable
+
+
+def test_invalid_utf8_bytes_in_a_body_cost_one_field():
+    body = (b'{"event_name":"purchase","page_location":"' + URL.encode() +
+            b'","value":1,"currency":"USD","email":"a\xff@b.co","phone":"+16505551234"}')
+    events, problem = parse_events(body)
+    assert problem is None
+    result = mapped(events[0])
+    assert result.ok and result.event.user_data.em == () and result.event.user_data.ph
+
+
+def test_app_and_messaging_events_keep_what_meta_needs_for_them():
+    app = {"event_name": "Purchase", "action_source": "app", "value": 1, "currency": "USD",
+           "user_data": {"madid": "38400000-8cf0-11bd-b23e-10b96e40000d"},
+           "app_data": {"advertiser_tracking_enabled": True,
+                        "application_tracking_enabled": True,
+                        "extinfo": ["a2", "com.example", "1.0", "1.0", "17.0", "iPhone",
+                                    "en_US", "UTC", "", "390", "844", "3", "6", "128", "64",
+                                    "UTC"]}}
+    wire = to_capi_event(app, now=NOW, new_id=lambda: "x").event.to_wire()
+    assert wire["app_data"]["advertiser_tracking_enabled"] is True
+    assert len(wire["app_data"]["extinfo"]) == 16
+    assert wire["user_data"]["madid"] == "38400000-8cf0-11bd-b23e-10b96e40000d"
+    chat = {"event_name": "LeadSubmitted", "action_source": "business_messaging",
+            "messaging_channel": "messenger",
+            "user_data": {"page_id": "1234", "page_scoped_user_id": "5678"}}
+    wire = to_capi_event(chat, now=NOW, new_id=lambda: "x").event.to_wire()
+    assert wire["messaging_channel"] == "messenger"
+    assert wire["user_data"] == {"page_id": "1234", "page_scoped_user_id": "5678"}
+
+
+def test_referrer_opt_out_and_customer_segmentation_pass_through():
+    raw = {"event": "purchase", "value": 1, "currency": "USD", "email": "a@b.co",
+           "page_referrer": "https://google.com/", "opt_out": True,
+           "customer_segmentation": "new_customer_to_business"}
+    wire = mapped(raw).event.to_wire()
+    assert wire["referrer_url"] == "https://google.com/" and wire["opt_out"] is True
+    assert wire["custom_data"]["customer_segmentation"] == "new_customer_to_business"
+
+
+def test_explain_names_sources_drops_and_unused_personal_keys_never_values():
+    raw = {"event": "purchase", "value": 1, "currency": "USD",
+           "user_data": {"customer_email": "jane@example.com", "customer_phone": "12"},
+           "full_name": "Jane Doe", "street": "1 Main St"}
+    result = mapped(raw, explain=True)
+    explanation = result.explanation
+    assert explanation["fields"]["user_data.em"] == ["user_data.customer_email"]
+    assert explanation["fields"]["user_data.client_user_agent"] == ["request.user_agent"]
+    assert "user_data.ph" in explanation["dropped"]
+    assert {"full_name", "street"} <= set(explanation["not_used"])
+    text = json.dumps(explanation)
+    assert "jane" not in text.lower() and "Main" not in text
+
+
+def test_us_zip_plus_four_without_dash_keeps_five_digits_when_the_event_says_us():
+    raw = {"event_name": "lead", "customer": {"zip": 940251234, "country": "United States",
+                                              "email": "a@b.co"}}
+    assert mapped(raw).event.user_data.zp == (sha("94025"),)
