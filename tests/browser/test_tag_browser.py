@@ -7,6 +7,7 @@ Pixel is a stub that records its calls. Nothing here reaches the internet.
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import re
 import shutil
@@ -134,6 +135,29 @@ def test_tag_sets_cookies_and_dedups_a_purchase_with_the_pixel(site, browser):
     browser.get(f"{origin}/?fbclid=ABC")
     assert browser.get_cookie("_fbc")["value"] == fbc
     assert browser.get_cookie("_fbp")["value"] == fbp
+
+
+def test_push_carries_the_merged_datalayer_state_as_gtm_sees_it(site, browser):
+    """Issue 15 item 8: customer keys pushed before the event (GTM4WP, Magento) reach Meta."""
+    stack, origin = site.stack, site.origin
+    browser.get(f"{origin}/?datalayer=1")
+    wait_for(lambda: browser.execute_script("return !!window.capiRelay"), 10, "the tag")
+    browser.execute_script(
+        "dataLayer.push({customerBillingPostcode: '10115', customerBillingCountry: 'DE'});"
+        "window.lastEventId = capiRelay.push({event: 'purchase', ecommerce: {"
+        "  transaction_id: 'DL-1', value: 5, items: [{item_id: 'SKU-9', price: 5}]}});")
+    event_id = browser.execute_script("return window.lastEventId")
+    (sent,) = wait_for(lambda: accepted(stack, event_id=event_id), 30, "the merged Purchase")
+    user = sent["user_data"]
+    assert {"em", "external_id", "ct", "zp", "country"} <= set(user)
+    assert user["em"] == [hashlib.sha256(b"dl.jane@example.com").hexdigest()]
+    assert user["zp"] == [hashlib.sha256(b"10115").hexdigest()]
+    # ecommerce merged too: the currency came in the first push, the value in the event's
+    assert sent["custom_data"]["currency"] == "EUR" and sent["custom_data"]["value"] == 5
+    assert sent["custom_data"]["order_id"] == "DL-1"
+    calls = browser.execute_script("return window.fbqCalls")
+    assert calls[-1][1] == "Purchase" and calls[-1][2]["currency"] == "EUR"
+    assert calls[-1][3] == {"eventID": event_id}
 
 
 def test_consent_denied_sends_nothing(site, browser):

@@ -14,7 +14,7 @@ from capi_relay.app.ingest import IngestService
 from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.config import Settings
 from capi_relay.core.envelope import decode
-from capi_relay.core.mapping import EVENT_NAMES
+from capi_relay.core.mapping import EVENT_NAMES, PLATFORM_EVENT_NAMES
 from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
 from samples import NOW
 
@@ -75,6 +75,9 @@ def test_tag_maps_event_names_like_the_server():
     table = re.search(r"var EVENT_NAMES = \{(.*?)\};", TAG_SOURCE.read_text(), re.S).group(1)
     pairs = dict(re.findall(r"'?([\w.]+)'?: '(\w+)'", table))
     assert pairs == dict(EVENT_NAMES)
+    platform = re.search(r"var PLATFORM_EVENT_NAMES = \{(.*?)\};", TAG_SOURCE.read_text(),
+                         re.S).group(1)
+    assert dict(re.findall(r"(\w+): '(\w+)'", platform)) == dict(PLATFORM_EVENT_NAMES)
 
 
 def test_what_the_tag_posts_is_accepted_without_a_preflight(client, publisher):

@@ -79,9 +79,7 @@ PLATFORM_EVENT_NAMES: Mapping[str, str] = MappingProxyType({
     "productview": "ViewContent", "checkout": "InitiateCheckout", "transaction": "Purchase",
     "ordercompleted": "Purchase", "gtm4wpordercompletedeec": "Purchase",
     "gtm4wpaddproducttocarteec": "AddToCart", "gtm4wpchangedetailvieweec": "ViewContent",
-    "gtm4wpcheckoutstepeec": "InitiateCheckout", "addpaymentinfo": "AddPaymentInfo",
-    "initiatecheckout": "InitiateCheckout", "viewcontent": "ViewContent", "pageview": "PageView",
-    "completeregistration": "CompleteRegistration", "lead": "Lead", "purchase": "Purchase",
+    "gtm4wpcheckoutstepeec": "InitiateCheckout",
 })
 #: a push with no event name is named by the enhanced-ecommerce action it carries
 _ECOMMERCE_ACTIONS = (("purchase", "Purchase"), ("checkout", "InitiateCheckout"),
@@ -109,8 +107,11 @@ _ACTION_SOURCES = {source.value: source for source in ActionSource}
 _ACTION_SOURCE_REASON = "action_source: must be one of " + ", ".join(a.value for a in ActionSource)
 _CUSTOM_FIELDS = ("value", "currency", "order_id", "search_string", "status", "predicted_ltv",
                   "delivery_category", "customer_segmentation")
+#: compact name -> Meta name: GA4 names, Meta's own names in any spelling ("add_to_cart",
+#: "AddToCart", "addToCart"), then platform names
 _NAME_INDEX: dict[str, str] = {
-    **{recognizer.compact(k): v for k, v in EVENT_NAMES.items()}, **PLATFORM_EVENT_NAMES}
+    **{recognizer.compact(k): v for k, v in EVENT_NAMES.items()},
+    **{recognizer.compact(v): v for v in EVENT_NAMES.values()}, **PLATFORM_EVENT_NAMES}
 _PERSON_KEYS = frozenset(HASHED_KEYS)
 #: the keys of a postal address with its name: taken from one address only
 _ADDRESS_KEYS = frozenset({"fn", "ln", "ct", "st", "zp", "country"})

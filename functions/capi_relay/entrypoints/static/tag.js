@@ -1,7 +1,8 @@
 /* capi-relay browser tag: first-party _fbc/_fbp cookies, events to the relay, Pixel dedup.
  * Served by the ingest function at /tag.js. No dependencies. API:
  *   capiRelay.track(eventName, params, options)   options: {event_id, user_data}
- *   capiRelay.push({event, ecommerce, user_data})  a dataLayer-shaped push
+ *   capiRelay.push({event, ecommerce, user_data})  a dataLayer-shaped push, sent with the
+ *     merged state of window.dataLayer (capiRelayConfig.dataLayerName), as GTM sees it
  *   capiRelay.consent({ad_storage, ad_user_data, ...: 'granted' | 'denied'})
  * Calls made before it loads wait in window.capiRelayQueue as [method, ...args] arrays.
  */
@@ -22,9 +23,37 @@
     schedule: 'Schedule', start_trial: 'StartTrial', submit_application: 'SubmitApplication',
     subscribe: 'Subscribe'
   };
+  // compact platform names: the relay's mapping.PLATFORM_EVENT_NAMES
+  var PLATFORM_EVENT_NAMES = {
+    pageviewed: 'PageView', productviewed: 'ViewContent', productaddedtocart: 'AddToCart',
+    checkoutstarted: 'InitiateCheckout', paymentinfosubmitted: 'AddPaymentInfo',
+    checkoutcompleted: 'Purchase', searchsubmitted: 'Search', dlsubscribe: 'Lead',
+    dlsignup: 'CompleteRegistration', dlsearchresults: 'Search', dluserdata: 'PageView',
+    addtocart: 'AddToCart', productdetail: 'ViewContent', detail: 'ViewContent',
+    productview: 'ViewContent', checkout: 'InitiateCheckout', transaction: 'Purchase',
+    ordercompleted: 'Purchase', gtm4wpordercompletedeec: 'Purchase',
+    gtm4wpaddproducttocarteec: 'AddToCart', gtm4wpchangedetailvieweec: 'ViewContent',
+    gtm4wpcheckoutstepeec: 'InitiateCheckout'
+  };
+  var COMPACT_NAMES = {}, name;
+  for (name in EVENT_NAMES) {
+    COMPACT_NAMES[compact(name)] = COMPACT_NAMES[compact(EVENT_NAMES[name])] = EVENT_NAMES[name];
+  }
+  for (name in PLATFORM_EVENT_NAMES) COMPACT_NAMES[name] = PLATFORM_EVENT_NAMES[name];
+  function compact(name) { return String(name).toLowerCase().replace(/[^a-z0-9]/g, ''); }
+  function metaEventName(name) {
+    if (EVENT_NAMES.hasOwnProperty(name)) return EVENT_NAMES[name];
+    var key = compact(name);
+    if (COMPACT_NAMES.hasOwnProperty(key)) return COMPACT_NAMES[key];
+    if (key.length > 2 && key.slice(0, 2) === 'dl' && COMPACT_NAMES.hasOwnProperty(key.slice(2))) {
+      return COMPACT_NAMES[key.slice(2)];
+    }
+    return name;
+  }
   var STANDARD = {};
   for (var ga4 in EVENT_NAMES) STANDARD[EVENT_NAMES[ga4]] = true;
   var consentState = copy(config.consent);
+  var model = {};  // the dataLayer's merged state
 
   function copy(obj) {
     var out = {};
@@ -171,21 +200,63 @@
     send(event);
 
     if (typeof w.fbq === 'function') {
-      var metaName = EVENT_NAMES[eventName] || eventName;
-      w.fbq(STANDARD[metaName] ? 'track' : 'trackCustom', metaName, pixelData(params),
+      var metaName = metaEventName(eventName);
+      w.fbq(STANDARD[metaName] ? 'track' : 'trackCustom', metaName,
+            pixelData(options.pixel || params),
             {eventID: eventId});
     }
     return eventId;
   }
 
-  // a dataLayer push: {event, ecommerce: {value, currency, items, ...}, user_data, ...}
+  // GTM's data model: pushes merged, objects and arrays recursively (google/data-layer-helper)
+  function isPlainObject(value) {
+    return !!value && Object.prototype.toString.call(value) === '[object Object]' &&
+      Object.getPrototypeOf(value) === Object.prototype;
+  }
+
+  function merge(from, to) {
+    for (var key in from) {
+      if (!Object.prototype.hasOwnProperty.call(from, key)) continue;
+      var value = from[key];
+      if (Array.isArray(value)) {
+        if (!Array.isArray(to[key])) to[key] = [];
+        merge(value, to[key]);
+      } else if (isPlainObject(value)) {
+        if (!isPlainObject(to[key])) to[key] = {};
+        merge(value, to[key]);
+      } else {
+        to[key] = value;
+      }
+    }
+    return to;
+  }
+
+  function observe(entry) {
+    if (isPlainObject(entry)) merge(entry, model);  // not gtag() Arguments
+  }
+
+  function watchDataLayer() {
+    var name = config.dataLayerName || 'dataLayer';
+    var layer = w[name] = w[name] || [];
+    if (!Array.isArray(layer)) return;
+    for (var i = 0; i < layer.length; i++) observe(layer[i]);
+    var previous = layer.push;
+    layer.push = function () {
+      for (var j = 0; j < arguments.length; j++) observe(arguments[j]);
+      return previous.apply(layer, arguments);
+    };
+  }
+
+  // a dataLayer push {event, ecommerce, user_data, ...} on top of the merged dataLayer state
   function push(entry) {
     if (!entry || !entry.event) return null;
-    var params = copy(entry.ecommerce);
-    for (var k in entry) {
-      if (k !== 'event' && k !== 'ecommerce' && k !== 'event_id') params[k] = entry[k];
+    var state = merge(entry, merge(model, {}));
+    var params = {};
+    for (var k in state) {
+      if (k !== 'event' && k !== 'event_id' && k.indexOf('gtm.') !== 0) params[k] = state[k];
     }
-    return track(entry.event, params, {event_id: entry.event_id});
+    var pixel = merge(isPlainObject(state.ecommerce) ? state.ecommerce : {}, copy(params));
+    return track(entry.event, params, {event_id: entry.event_id, pixel: pixel});
   }
 
   function consent(state) {
@@ -195,6 +266,7 @@
 
   var api = {loaded: true, track: track, push: push, consent: consent};
   w.capiRelay = api;
+  watchDataLayer();
   setClickCookies();
 
   var queue = w.capiRelayQueue || [];
