@@ -26,6 +26,7 @@ def test_missing_variables_are_named():
     ("META_TOKEN_SECRET", "my-token-value", "META_TOKEN_SECRET: must be a secret version"),
     ("CONSENT_POLICY", "lax", "CONSENT_POLICY: must be one of"),
     ("IDEMPOTENCY_TTL_HOURS", "two", "IDEMPOTENCY_TTL_HOURS: must be a number"),
+    ("DEFAULT_CURRENCY", "euros", "DEFAULT_CURRENCY: must be an ISO 4217 code"),
 ])
 def test_malformed_values_named_never_echoed(name, value, message):
     with pytest.raises(ConfigurationError) as err:
@@ -39,6 +40,8 @@ def test_defaults_and_lists():
     assert s.allowed_origins == ("https://a.example", "https://b.example")
     assert s.graph_url == "http://127.0.0.1:9" and s.api_version.startswith("v")
     assert s.idempotency_ttl_hours == 48.0
+    assert s.default_currency is None
+    assert Settings.from_env({**BASE, "DEFAULT_CURRENCY": " eur "}).default_currency == "EUR"
 
 
 def test_token_never_in_settings_repr():

@@ -474,10 +474,10 @@ def _contents(items: Any, dropped: list[str]) -> list[dict[str, Any]]:
         ranks: dict[str, int] = {}
         for key, value in item.items():
             spec = _ITEM_KEYS.get(key)
-            if spec is None or value in (None, ""):
+            if spec is None or value is None or value == "":
                 continue
             target, rank = spec
-            if ranks.get(target, 99) <= rank:
+            if target in content and ranks[target] <= rank:
                 continue
             if target == "quantity":
                 quantity = _as_int(value)
@@ -491,10 +491,15 @@ def _contents(items: Any, dropped: list[str]) -> list[dict[str, Any]]:
                     dropped.append("items.price")
                     continue
                 content[target] = _number_out(price)
-            elif isinstance(value, (Mapping, list)) or isinstance(value, bool):
-                continue
-            else:
+            elif type(value) is str:
+                if not value.isprintable() and _bad_text(value):
+                    dropped.append(f"items.{key}: not valid text")
+                    continue
+                content[target] = value
+            elif type(value) is int or type(value) is float:
                 content[target] = str(value)
+            else:
+                continue  # booleans, containers
             ranks[target] = rank
         if "id" not in content:
             dropped.append("items.item_id")  # Meta refuses a contents entry without id
@@ -555,7 +560,7 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
 
     if "items" in present and "contents" not in custom:
         custom.pop("items", None)
-        contents = _contents(_clean(found.first("items"), "items", dropped), dropped)
+        contents = _contents(found.first("items"), dropped)  # checks its own text
         if contents:
             custom["contents"] = contents
             custom["content_ids"] = [c["id"] for c in contents]
@@ -588,10 +593,12 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
     return dict(sorted(custom.items()))
 
 
-def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: RequestContext
-                    ) -> tuple[dict[str, list[tuple[Any, Any]]], list[recognizer.Hit]]:
-    """Per Meta key, the candidate values in order with where each came from (a table path
-    index for explicit keys, a path tuple for recognized ones), and the hits left unused.
+def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: RequestContext,
+                    explain: bool) -> tuple[dict[str, list[Any]], dict[str, list[Any]] | None,
+                                            list[recognizer.Hit]]:
+    """Per Meta key, the candidate values in order; with ``explain``, beside them where each
+    came from (a table path index for explicit keys, a path tuple for recognized ones); and the
+    recognized values left unused.
 
     One person per event: explicit keys (Meta's, GA4's, FIELD_ALIASES), unprefixed customer
     keys and billing keys describe the buyer. Shipping keys may describe another person (a
@@ -600,10 +607,16 @@ def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: R
     shipping address is the buyer's. Never a billing email with a shipping city. Within the
     buyer, explicit values come first, then unprefixed ones, then billing ones.
     """
-    sources: dict[str, list[tuple[Any, Any]]] = {}
+    values: dict[str, list[Any]] = {}
+    labels: dict[str, list[Any]] | None = {} if explain else None
     for key in found.fields():
         if key in _USER_DATA_KEYSET:
-            sources[key] = found.sourced(key)
+            if labels is None:
+                values[key] = found.all(key)
+            else:
+                pairs = found.sourced(key)
+                values[key] = [value for value, _ in pairs]
+                labels[key] = [order for _, order in pairs]
     unused: list[recognizer.Hit] = []
     if hits:
         buyer: list[recognizer.Hit] = []
@@ -617,7 +630,7 @@ def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: R
                 billing = billing or role == recognizer.BUYER
                 buyer.append(hit)
         if shipping:
-            if billing or not _ADDRESS_KEYS.isdisjoint(sources) or any(
+            if billing or not _ADDRESS_KEYS.isdisjoint(values) or any(
                     h[0] in _ADDRESS_KEYS for h in buyer):
                 unused = shipping
             else:
@@ -627,28 +640,38 @@ def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: R
         for key, value, _, path in buyer:
             if key == "external_id" and value in _GUEST_IDS:
                 continue
-            sources.setdefault(key, []).append((value, path))
+            known = values.get(key)
+            if known is None:
+                values[key] = [value]
+                if labels is not None:
+                    labels[key] = [path]
+            else:
+                known.append(value)
+                if labels is not None:
+                    labels.setdefault(key, []).append(path)
     if request is not NO_REQUEST:
         for key, attribute, label in _REQUEST_SOURCES:
             value = getattr(request, attribute)
             if value:
-                sources.setdefault(key, []).append((value, label))
-    return sources, unused
+                values.setdefault(key, []).append(value)
+                if labels is not None:
+                    labels.setdefault(key, []).append(label)
+    return values, labels, unused
 
 
 def _billing_last(hit: recognizer.Hit) -> int:
     return 1 if hit[2] == recognizer.BUYER else 0
 
 
-def _user_data(sources: dict[str, list[tuple[Any, Any]]], config: MappingConfig,
-               event_time: int, url: str | None, dropped: list[str],
+def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | None,
+               config: MappingConfig, event_time: int, url: str | None, dropped: list[str],
                used: dict[str, list[Any]] | None) -> tuple[UserData, Set[str]]:
     """The event's UserData, and the names of its keys that carry a value. ``used`` collects
     the source of every value kept, when the caller explains."""
     values: dict[str, Any] = {}
 
     country = None
-    for candidate, _ in sources.get("country", ()):
+    for candidate in sources.get("country", ()):
         if isinstance(candidate, str) and len(candidate) != 64 and not _bad_text(candidate):
             country = normalize_country(candidate)
             if country:
@@ -660,8 +683,7 @@ def _user_data(sources: dict[str, list[tuple[Any, Any]]], config: MappingConfig,
         if not candidates:
             continue
         prepared: list[str] = []
-        seen: list[Any] = []
-        for value, source in candidates:
+        for index, value in enumerate(candidates):
             kind = type(value)
             if kind is str:
                 if not value.isprintable() and _bad_text(value):
@@ -669,16 +691,14 @@ def _user_data(sources: dict[str, list[tuple[Any, Any]]], config: MappingConfig,
                     continue
             elif kind is not int and kind is not float:
                 continue  # booleans, containers
-            if value in seen:
-                continue  # the same value under an explicit and a site-style key
-            seen.append(value)
+            # the same value under an explicit and a site-style key: prepare's memo answers
             out = prepare(key, value, country=country)
             if out is None:
                 dropped.append(_DROPPED_NAMES[key])
             elif out not in prepared:
                 prepared.append(out)
-                if used is not None:
-                    used.setdefault(key, []).append(source)
+                if used is not None and labels is not None:
+                    used.setdefault(key, []).append(labels[key][index])
         if prepared:
             values[key] = tuple(prepared)
 
@@ -686,7 +706,7 @@ def _user_data(sources: dict[str, list[tuple[Any, Any]]], config: MappingConfig,
         candidates = sources.get(key)
         if not candidates:
             continue
-        for value, source in candidates:
+        for index, value in enumerate(candidates):
             kind = type(value)
             if kind is str:
                 if not value.isprintable() and _bad_text(value):
@@ -699,8 +719,8 @@ def _user_data(sources: dict[str, list[tuple[Any, Any]]], config: MappingConfig,
                 dropped.append(_DROPPED_NAMES[key])
                 continue
             values[key] = out
-            if used is not None:
-                used[key] = [source]
+            if used is not None and labels is not None:
+                used[key] = [labels[key][index]]
             break
 
     fbc = values.get("fbc")
@@ -842,9 +862,9 @@ def to_capi_event(
     url = clean_url(url, dropped, "event_source_url")
     referrer = _text_field(found.first("referrer_url"), "referrer_url", dropped)
     referrer = clean_url(referrer, dropped, "referrer_url")
-    sources, unused = _person_sources(found, hits, request)
+    sources, labels, unused = _person_sources(found, hits, request, explain)
     used: dict[str, list[Any]] | None = {} if explain else None
-    user_data, present = _user_data(sources, config, event_time, url, dropped, used)
+    user_data, present = _user_data(sources, labels, config, event_time, url, dropped, used)
     custom_data = _custom_data(raw, found, config, dropped)
 
     if action_source is ActionSource.WEBSITE:
