@@ -105,7 +105,7 @@ def test_nulls_guest_ids_items_and_shops_are_not_people():
            "orderData": {"customer": {"id": 0, "billing": {"email": ""}}},
            "shop": {"email": "shop@example.com", "city": "Paris"},
            "items": [{"item_id": "A", "email": "x@example.com"}],
-           "context": {"navigator": {"userAgent": UA}, "email": "ctx@example.com"}}
+           "context": {"navigator": {"userAgent": UA}, "document": {"email": "d@example.com"}}}
     user = mapped(raw).event.user_data
     assert user.em == () and user.external_id == () and user.ct == ()
 
@@ -275,3 +275,57 @@ def test_us_zip_plus_four_without_dash_keeps_five_digits_when_the_event_says_us(
     raw = {"event_name": "lead", "customer": {"zip": 940251234, "country": "United States",
                                               "email": "a@b.co"}}
     assert mapped(raw).event.user_data.zp == (sha("94025"),)
+
+
+def test_segment_style_track_call():
+    # segment.com/docs/connections/spec/ecommerce/v2 ("Order Completed") and spec/common
+    # (context.traits, context.userAgent, context.ip, context.page)
+    raw = {"type": "track", "event": "Order Completed", "userId": "u-77", "messageId": "m-1",
+           "context": {"traits": {"email": "s@example.com", "address": {
+               "city": "Oakland", "state": "CA", "postalCode": "94607", "country": "USA"}},
+               "userAgent": UA, "ip": "198.51.100.7", "page": {"url": URL}},
+           "properties": {"order_id": "O-1", "total": 27.5, "currency": "USD",
+                          "products": [{"product_id": "P-1", "sku": "SKU-1", "price": 27.5,
+                                        "quantity": 1}]}}
+    result = to_capi_event(raw, now=NOW, new_id=lambda: "x")
+    assert result.ok, result.reasons
+    event = result.event
+    assert (event.event_name, event.event_id) == ("Purchase", "m-1")
+    assert event.event_source_url == URL and event.user_data.client_ip_address == "198.51.100.7"
+    assert set(event.user_data.present_keys()) >= {"em", "ct", "st", "zp", "country",
+                                                   "external_id", "client_user_agent"}
+    assert event.custom_data["order_id"] == "O-1" and event.custom_data["value"] == 27.5
+    assert event.custom_data["content_ids"] == ["SKU-1"]
+
+
+def test_form_fields_as_name_value_pairs():
+    raw = {"event": "generate_lead", "form": {"fields": [
+        {"name": "your-email", "value": "f@example.com"}, {"name": "Phone", "value": 4915112345678},
+        {"name": "message", "value": "hello"}]}}
+    user = mapped(raw).event.user_data
+    assert user.em == (sha("f@example.com"),) and user.ph == (sha("4915112345678"),)
+
+
+def test_pixel_parameters_forwarded_as_given_to_fbq():
+    raw = {"event": "ViewContent", "content_ids": ["A", 7], "content_type": "product",
+           "value": 3, "currency": "eur", "email": "a@b.co"}
+    custom = mapped(raw).event.custom_data
+    assert custom["content_ids"] == ["A", "7"] and custom["content_type"] == "product"
+
+
+def test_shopify_global_ids_become_the_numbers_catalogs_hold():
+    raw = {"name": "checkout_completed", "id": "sh-1", "clientId": "c", "context": {},
+           "data": {"checkout": {"email": "a@b.co", "currencyCode": "USD",
+                                 "totalPrice": {"amount": 5},
+                                 "order": {"id": "gid://shopify/OrderIdentity/123"},
+                                 "lineItems": [{"quantity": 2, "variant": {
+                                     "id": "gid://shopify/ProductVariant/456", "sku": None,
+                                     "price": {"amount": 2.5}}}]}}}
+    event = mapped(raw).event
+    assert event.event_id == "sh-1" and event.custom_data["order_id"] == "123"
+    assert event.custom_data["contents"] == [{"id": "456", "item_price": 2.5, "quantity": 2}]
+
+
+def test_elevar_landing_site_fbclid_becomes_fbc():
+    raw = {"event": "dl_view_item", "marketing": {"landing_site": "/p?fbclid=Click1"}}
+    assert mapped(raw).event.user_data.fbc == f"fb.1.{int(NOW) * 1000}.Click1"

@@ -60,7 +60,7 @@ USER_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "client_ip_address": (
         "user_data.client_ip_address", "ip_override", "client_ip_address",
-        "x-fb-ud-client_ip_address",
+        "x-fb-ud-client_ip_address", "context.ip",
     ),
     "client_user_agent": (
         "user_data.client_user_agent", "user_agent", "client_user_agent",
@@ -85,12 +85,14 @@ USER_FIELDS: dict[str, tuple[str, ...]] = {
 #: event-level fields -> paths; the first non-empty value wins.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "event_name": ("event_name", "event", "name"),
-    "event_id": ("event_id", "eventID", "eventId", "x-fb-event_id", "gtm.uniqueEventId_str"),
+    "event_id": ("event_id", "eventID", "eventId", "x-fb-event_id", "gtm.uniqueEventId_str",
+                 "messageId"),
     "event_time": ("event_time", "timestamp", "x-fb-event_time", "timestamp_micros"),
     "event_source_url": ("event_source_url", "page_location", "page_url", "url",
-                         "context.document.location.href", "pageUrl", "page.url"),
+                         "context.document.location.href", "pageUrl", "page.url",
+                         "context.page.url", "properties.url"),
     "referrer_url": ("referrer_url", "page_referrer", "context.document.referrer", "referrer",
-                     "document_referrer", "pageReferrer"),
+                     "document_referrer", "pageReferrer", "context.page.referrer"),
     "action_source": ("action_source", "x-fb-action_source"),
     "messaging_channel": ("messaging_channel",),
     "app_data": ("app_data",),
@@ -103,21 +105,23 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
               "ecommerce.purchase.actionField.revenue", "transactionTotal",
               "data.checkout.totalPrice.amount", "orderData.totals.total",
               "data.cartLine.cost.totalAmount.amount", "data.productVariant.price.amount",
-              "revenue", "order_total", "orderTotal", "total_value", "totalValue"),
+              "revenue", "order_total", "orderTotal", "total_value", "totalValue",
+              "properties.value", "properties.revenue", "properties.total"),
     "currency": ("custom_data.currency", "currency", "ecommerce.currency", "x-fb-cd-currency",
                  "ecommerce.currencyCode", "currencyCode", "currency_code",
                  "data.checkout.currencyCode", "data.checkout.totalPrice.currencyCode",
                  "orderData.totals.currency", "transactionCurrency",
                  "data.cartLine.cost.totalAmount.currencyCode",
-                 "data.productVariant.price.currencyCode"),
+                 "data.productVariant.price.currencyCode", "properties.currency"),
     "order_id": (
         "custom_data.order_id", "transaction_id", "ecommerce.transaction_id", "order_id",
         "x-fb-cd-order_id", "ecommerce.purchase.actionField.id", "transactionId",
         "data.checkout.order.id", "orderData.attributes.order_number", "order_number",
-        "orderId", "orderNumber",
+        "orderId", "orderNumber", "properties.order_id", "properties.orderId",
     ),
     "search_string": ("custom_data.search_string", "search_term", "x-fb-cd-search_string",
-                      "data.searchResult.query", "searchTerm", "search_string"),
+                      "data.searchResult.query", "searchTerm", "search_string",
+                      "properties.query"),
     "status": ("custom_data.status", "status", "x-fb-cd-status"),
     "predicted_ltv": ("custom_data.predicted_ltv", "predicted_ltv", "x-fb-cd-predicted_ltv"),
     "delivery_category": (
@@ -128,7 +132,12 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
               "ecommerce.detail.products", "ecommerce.add.products",
               "ecommerce.checkout.products", "ecommerce.remove.products", "transactionProducts",
               "data.checkout.lineItems", "data.cartLine", "data.productVariant",
-              "orderData.items", "products"),
+              "orderData.items", "products", "properties.products", "contents"),
+    # Meta Pixel parameters forwarded as they were given to fbq()
+    "content_ids": ("content_ids",),
+    "content_type": ("content_type",),
+    "content_name": ("content_name",),
+    "content_category": ("content_category",),
 }
 
 MISSING = object()

@@ -80,6 +80,10 @@ PLATFORM_EVENT_NAMES: Mapping[str, str] = MappingProxyType({
     "ordercompleted": "Purchase", "gtm4wpordercompletedeec": "Purchase",
     "gtm4wpaddproducttocarteec": "AddToCart", "gtm4wpchangedetailvieweec": "ViewContent",
     "gtm4wpcheckoutstepeec": "InitiateCheckout",
+    # Segment / RudderStack e-commerce spec names ("Order Completed", "Product Added", ...)
+    "productadded": "AddToCart", "productsearched": "Search", "productssearched": "Search",
+    "paymentinfoentered": "AddPaymentInfo", "signedup": "CompleteRegistration",
+    "productaddedtowishlist": "AddToWishlist",
 })
 #: a push with no event name is named by the enhanced-ecommerce action it carries
 _ECOMMERCE_ACTIONS = (("purchase", "Purchase"), ("checkout", "InitiateCheckout"),
@@ -106,7 +110,8 @@ _DROPPED_NAMES = {key: f"user_data.{key}" for key in _USER_DATA_KEYS}
 _ACTION_SOURCES = {source.value: source for source in ActionSource}
 _ACTION_SOURCE_REASON = "action_source: must be one of " + ", ".join(a.value for a in ActionSource)
 _CUSTOM_FIELDS = ("value", "currency", "order_id", "search_string", "status", "predicted_ltv",
-                  "delivery_category", "customer_segmentation")
+                  "delivery_category", "customer_segmentation", "content_type", "content_name",
+                  "content_category")
 #: compact name -> Meta name: GA4 names, Meta's own names in any spelling ("add_to_cart",
 #: "AddToCart", "addToCart"), then platform names
 _NAME_INDEX: dict[str, str] = {
@@ -549,8 +554,10 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
         else:
             del custom["currency"]
             dropped.append("custom_data.currency")
+    if "order_id" in custom:
+        custom["order_id"] = _shopify_id(custom["order_id"])
     for name in ("order_id", "search_string", "status", "delivery_category",
-                 "customer_segmentation"):
+                 "customer_segmentation", "content_type", "content_name", "content_category"):
         if name in custom and not isinstance(custom[name], str):
             if isinstance(custom[name], (Mapping, list)):
                 del custom[name]
@@ -571,6 +578,11 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
                     sum(c["item_price"] * c["quantity"] for c in contents), 2))
     elif "contents" in custom:
         contents = custom["contents"]
+        if isinstance(contents, list) and "content_ids" not in custom:
+            ids = [str(c["id"]) for c in contents
+                   if isinstance(c, Mapping) and c.get("id") not in (None, "")]
+            if ids:
+                custom["content_ids"] = ids
         if isinstance(contents, list):
             # Meta refuses a contents entry without id: such entries are left out
             kept = [c for c in contents if isinstance(c, Mapping) and c.get("id") not in (None, "")]
@@ -581,6 +593,13 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
                 custom.setdefault("content_ids", [str(c["id"]) for c in kept])
             else:
                 del custom["contents"]
+    if "content_ids" not in custom and "content_ids" in present:
+        ids = found.first("content_ids")
+        ids = ids if isinstance(ids, list) else [ids]
+        ids = [str(i) for i in ids if type(i) in (str, int) and i != ""]
+        if ids:
+            custom["content_ids"] = ids
+            custom.setdefault("content_type", "product")
     if "num_items" in custom:
         count = _as_int(custom["num_items"])
         if count is None:
@@ -665,7 +684,8 @@ def _billing_last(hit: recognizer.Hit) -> int:
 
 def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | None,
                config: MappingConfig, event_time: int, url: str | None, dropped: list[str],
-               used: dict[str, list[Any]] | None) -> tuple[UserData, Set[str]]:
+               used: dict[str, list[Any]] | None, landing: str | None = None
+               ) -> tuple[UserData, Set[str]]:
     """The event's UserData, and the names of its keys that carry a value. ``used`` collects
     the source of every value kept, when the caller explains."""
     values: dict[str, Any] = {}
@@ -728,7 +748,7 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
         dropped.append("user_data.fbc")
         del values["fbc"]
         fbc = None
-    fbclid = fbclid_from_url(url)
+    fbclid = fbclid_from_url(url) or (landing and fbclid_from_url(landing))
     if fbclid and (not fbc or fbc_click_id(fbc) != fbclid):
         values["fbc"] = build_fbc(fbclid, event_time * 1000)
         if used is not None:
@@ -864,7 +884,9 @@ def to_capi_event(
     referrer = clean_url(referrer, dropped, "referrer_url")
     sources, labels, unused = _person_sources(found, hits, request, explain)
     used: dict[str, list[Any]] | None = {} if explain else None
-    user_data, present = _user_data(sources, labels, config, event_time, url, dropped, used)
+    landing = _landing_page(raw)
+    user_data, present = _user_data(sources, labels, config, event_time, url, dropped, used,
+                                    landing)
     custom_data = _custom_data(raw, found, config, dropped)
 
     if action_source is ActionSource.WEBSITE:
@@ -920,6 +942,17 @@ def to_capi_event(
     return assemble(Mapped, {"event": event, "reasons": (), "dropped": dropped_names,
                              "shape": shape, "client_id": client_id, "consent": consent,
                              "explanation": explanation})
+
+
+def _landing_page(raw: Mapping[str, Any]) -> str | None:
+    """Elevar's ``marketing.landing_site``: the path and query of the session's landing page,
+    where a Meta ad click's fbclid is (docs.getelevar.com data layer reference)."""
+    marketing = raw.get("marketing")
+    if type(marketing) is dict:
+        landing = marketing.get("landing_site")
+        if type(landing) is str and "fbclid=" in landing and not _bad_text(landing):
+            return landing
+    return None
 
 
 def _text_field(value: Any, name: str, dropped: list[str]) -> str | None:

@@ -65,6 +65,7 @@ _PREFIXES: tuple[tuple[str, str | None, bool], ...] = tuple(sorted((
     ("shipping", SHIPPING, True), ("delivery", SHIPPING, True), ("sha256", None, False),
     ("hashed", None, False), ("default", None, False), ("address", None, False),
     ("primary", None, False), ("home", None, False), ("personal", None, False),
+    ("your", None, False),  # Contact Form 7: your-email, your-name
 ), key=lambda p: -len(p[0])))
 _SUFFIXES = ("sha256", "hashed", "hash")
 
@@ -73,7 +74,7 @@ _SUFFIXES = ("sha256", "hashed", "hash")
 _SKIP = frozenset({
     "items", "item", "products", "product", "lineitems", "lineitem", "lines", "contents",
     "transactionproducts", "productvariant", "variant", "merchandise", "cartline", "impressions",
-    "promotions", "promoview", "promoclick", "context", "gtm", "page", "device", "app",
+    "promotions", "promoview", "promoclick", "gtm", "page", "device", "app",
     "appdata", "consent", "consentstate", "shop", "store", "merchant", "seller", "vendor",
     "company", "localization", "discountapplications", "discounts", "customdata",
     "customproperties", "navigator", "document", "window", "location", "screen", "settings",
@@ -231,11 +232,34 @@ def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, 
         if isinstance(value, list):
             for index, element in enumerate(value[:_MAX_LIST]):
                 if isinstance(element, Mapping):
+                    if "value" in element and _named_value(element, path + (key, index),
+                                                           inner_role, hits):
+                        continue
                     _walk(element, path + (key, index), inner_role, inner_person,
                           depth + 1, hits, frozenset())
         else:
             _walk(value, path + (key,), inner_role, inner_person, depth + 1, hits,
                   frozenset())
+
+
+_NAME_KEYS = ("name", "key", "field", "label", "id")
+
+
+def _named_value(element: Mapping[str, Any], path: tuple, role: str | None,
+                 hits: list[Hit]) -> bool:
+    """A form field as a name/value pair (``fields: [{"name": "email", "value": ...}]``, as
+    form plugins and webhooks send them): a hit under the pair's name. True when it was one."""
+    value = element.get("value")
+    if not _scalar(value) or len(element) > 6:
+        return False
+    for name_key in _NAME_KEYS:
+        name = element.get(name_key)
+        if type(name) is str and name:
+            field, key_role, _ = classify_key(name)
+            if field is not None:
+                hits.append((field, value, key_role or role, path + ("value",)))
+                return True
+    return False
 
 
 def format_path(path: tuple) -> str:

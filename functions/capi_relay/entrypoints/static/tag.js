@@ -33,7 +33,9 @@
     productview: 'ViewContent', checkout: 'InitiateCheckout', transaction: 'Purchase',
     ordercompleted: 'Purchase', gtm4wpordercompletedeec: 'Purchase',
     gtm4wpaddproducttocarteec: 'AddToCart', gtm4wpchangedetailvieweec: 'ViewContent',
-    gtm4wpcheckoutstepeec: 'InitiateCheckout'
+    gtm4wpcheckoutstepeec: 'InitiateCheckout', productadded: 'AddToCart',
+    productsearched: 'Search', productssearched: 'Search', paymentinfoentered: 'AddPaymentInfo',
+    signedup: 'CompleteRegistration', productaddedtowishlist: 'AddToWishlist'
   };
   var COMPACT_NAMES = {}, name;
   for (name in EVENT_NAMES) {
