@@ -131,8 +131,8 @@ resource "google_logging_metric" "consent_drops" {
 resource "google_logging_metric" "insufficient_customer_information" {
   project     = var.project_id
   name        = "${var.name_prefix}/insufficient_customer_information"
-  description = "Events ingest rejected because their user_data would not let Meta match anyone (the count= of each 'rejected: insufficient customer information' line)."
-  filter      = "${local.ingest_logs} AND jsonPayload.message=\"rejected: insufficient customer information\""
+  description = "Events the processor dead-lettered, after enrichment, because their user_data would not let Meta match anyone (Meta's baseline requirements; the count= of each 'rejected: insufficient customer information' line)."
+  filter      = "${local.process_logs} AND jsonPayload.message=\"rejected: insufficient customer information\""
 
   value_extractor = "EXTRACT(jsonPayload.count)"
   metric_descriptor {

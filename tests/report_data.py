@@ -15,7 +15,7 @@ from capi_relay.app.idempotency import Idempotency
 from capi_relay.app.ingest import IngestService
 from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.core.errors import RelayError
-from capi_relay.core.mapping import DEFAULT_CONFIG
+from capi_relay.core.mapping import DEFAULT_CONFIG, RequestContext
 from capi_relay.core.normalize import prepare, sha256_hex
 from capi_relay.core.profiles import Profile
 from fakes import (
@@ -32,9 +32,8 @@ NOW = 1_764_590_400.0  # 2025-12-01 12:00 UTC
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
 
 
-class _Context:
-    def as_fields(self):
-        return {}
+def _Context():  # noqa: N802 (the name the calls below use)
+    return RequestContext()
 
 
 def _purchase(i: int, **extra) -> dict:
@@ -74,11 +73,11 @@ def relay_log(now: float = NOW) -> str:
         events.append(_purchase(92))  # Meta rejects this one: no match (as the stand-in does)
         ingest.ingest(events, _Context())
         ingest.ingest([{"event_name": "page_view", "action_source": "system_generated",
-                        "gender": "f"}] * 2, _Context())  # thin: rejected at ingest
-        (main,) = queue.messages
+                        "gender": "f"}] * 2, _Context())  # thin: dead-lettered by the processor
+        main, thin = queue.messages
         ingest.ingest([_page_view(91)], _Context())  # processed 8 days late: too old
         ingest.ingest([_purchase(93)], _Context())   # meets an expired token
-        late, refused = queue.messages[1:]
+        late, refused = queue.messages[2:]
 
         profiles = {}
         for i in range(3):  # three of the four leads are known to the CRM
@@ -101,6 +100,7 @@ def relay_log(now: float = NOW) -> str:
                 enrich=Enricher(MemoryProfileStore(profiles)))
 
         service(ScriptedGraph(answer)).process(*main)
+        service(ScriptedGraph(answer)).process(*thin)  # Meta's rule, judged after enrichment
         try:
             service(ScriptedGraph(lambda batch, token: graph_error(190, 463))).process(*refused)
         except RelayError:

@@ -10,7 +10,8 @@ LogEntry objects, the line in ``jsonPayload``), or ``gcloud logging read --forma
 - ``enriched``: the keys profile enrichment added, per event;
 - ``dead-lettered`` / ``undecodable message dead-lettered``: reasons per event name;
 - ``not sent: consent``: consent drops per event name;
-- ``ingested`` and ``rejected: insufficient customer information`` (ingest), token errors.
+- ``ingested`` (ingest), ``rejected: insufficient customer information`` (process; ingest
+  before issue 15), token errors.
 
 "Keys per event before enrichment" is the keys sent minus the keys enrichment added, per event
 name; an enriched event that was then dead-lettered makes it slightly low. With
@@ -194,6 +195,9 @@ def _read_line(report: Report, line: Mapping[str, Any]) -> bool:
             return True
         if message == "not sent: consent":
             report.stats(line.get("event_name")).consent[str(line.get("consent"))] += 1
+            return True
+        if message == "rejected: insufficient customer information":  # judged after enrichment
+            report.insufficient += _count(line.get("count"))
             return True
         if line.get("cause") == "token":
             report.token_errors += 1

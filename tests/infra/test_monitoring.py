@@ -267,7 +267,7 @@ def test_metric_filter_matches_a_log_line_the_code_writes(tf, calls, name):
     (("capi_relay/app/process.py", 'cause="token"', 'cause="auth"'), "token_errors"),
     (("capi_relay/app/process.py", "batch_size=len(batch),\n                     events_received",
       "events_received"), "events_sent"),
-    (("capi_relay/app/ingest.py", '"rejected: insufficient customer information"',
+    (("capi_relay/app/process.py", '"rejected: insufficient customer information"',
       '"rejected: too few keys"'), "insufficient_customer_information"),
     (("capi_relay/app/process.py", 'consent=decision.reason', 'policy=decision.reason'),
      "consent_drops"),
@@ -342,21 +342,28 @@ def test_a_process_run_writes_the_lines_the_metrics_count(logs):
     assert all(json.dumps(line).count("@example.com") == 0 for line in lines)
 
 
-def test_ingest_counts_events_without_enough_customer_information(logs):
+def test_process_counts_events_without_enough_customer_information(logs):
+    """Meta's sufficiency rule runs in the processor after enrichment (issue 15): ingest
+    accepts a thin event, the processor dead-letters it and writes the counted line."""
+    from capi_relay.app.idempotency import Idempotency
     from capi_relay.app.ingest import IngestService
-    from capi_relay.core.mapping import DEFAULT_CONFIG
-    from fakes import FakeClock, FakePublisher
+    from capi_relay.app.process import DeliveryPolicy, ProcessService
+    from capi_relay.core.mapping import DEFAULT_CONFIG, RequestContext
+    from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
 
-    service = IngestService(FakePublisher(), FakeClock(), lambda: "id", DEFAULT_CONFIG)
-
-    class Context:
-        def as_fields(self):
-            return {}
-
-    good = {"event_name": "Lead", "action_source": "system_generated", "email": "a@b.example"}
+    queue = FakePublisher()
+    service = IngestService(queue, FakeClock(), lambda: "id", DEFAULT_CONFIG)
+    good = {"event_name": "Lead", "action_source": "system_generated", "email": "a@b.example",
+            "event_id": "good"}
     thin = {"event_name": "Lead", "action_source": "system_generated", "gender": "f"}
-    service.ingest([good, thin, dict(thin)], Context())
-    (line,) = [x for x in logs() if x["message"] == "rejected: insufficient customer information"]
-    assert line["count"] == 2 and line["component"] == "ingest"
+    service.ingest([good, {**thin, "event_id": "t1"}, {**thin, "event_id": "t2"}],
+                   RequestContext())
     (ingested,) = [x for x in logs() if x["message"] == "ingested"]
-    assert ingested["accepted"] == 1
+    assert ingested["accepted"] == 3
+    ProcessService(client=ScriptedGraph(), secrets=FakeSecret(),
+                   idempotency=Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600),
+                   clock=FakeClock(), policy=DeliveryPolicy(pixel_id="px"),
+                   dead_letter=FakePublisher(), sleep=lambda s: None).process(
+        *queue.messages[0])
+    (line,) = [x for x in logs() if x["message"] == "rejected: insufficient customer information"]
+    assert line["count"] == 2 and line["component"] == "process"

@@ -137,10 +137,6 @@ class RequestContext:
     fbp: str | None = None
     fbc: str | None = None
 
-    def as_fields(self) -> dict[str, str]:
-        return {k: v for k, v in (("ip", self.ip), ("user_agent", self.user_agent),
-                                  ("fbp", self.fbp), ("fbc", self.fbc)) if v}
-
 
 NO_REQUEST = RequestContext()
 
