@@ -288,6 +288,11 @@ class Extractor:
                     node.ends.append((field_name, order))
         self._root.seal()
 
+    @property
+    def root(self) -> _Node:
+        """The compiled trie (``leaves``: one-segment keys; ``inner``: key -> branches)."""
+        return self._root
+
     def extract(self, data: Any) -> Found:
         if not _is_map(data):
             return Found({})

@@ -160,6 +160,11 @@ class MappingConfig:
         """The alias tables compiled once per configuration."""
         return aliases.Extractor(self.user_fields, self.event_fields)
 
+    @cached_property
+    def explicit_paths(self) -> Any:
+        """The user_data alias table as a trie: the recognizer skips what it reads."""
+        return aliases.Extractor(self.user_fields).root
+
     @classmethod
     def from_settings(
         cls,
@@ -660,7 +665,7 @@ def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: R
                 values[key] = [value]
                 if labels is not None:
                     labels[key] = [path]
-            else:
+            elif value not in known:  # the same value twice is prepared once
                 known.append(value)
                 if labels is not None:
                     labels.setdefault(key, []).append(path)
@@ -834,7 +839,7 @@ def to_capi_event(
         return Mapped(None, ("event: must be a JSON object",))
     shape = detect_shape(raw)
     found = config.extractor.extract(raw)
-    hits = recognizer.recognize(raw)
+    hits = recognizer.recognize(raw, config.explicit_paths)
     reasons: list[str] = []
     dropped: list[str] = []
 

@@ -164,14 +164,26 @@ def _container(key: str) -> tuple[bool, str | None, bool]:
 Hit = tuple[str, Any, "str | None", tuple]
 
 
-def recognize(event: Mapping[str, Any], *, skip_top: frozenset[str] = frozenset()) -> list[Hit]:
+def recognize(event: Mapping[str, Any], explicit: Any = None) -> list[Hit]:
     """Every match-key value the vocabulary recognizes in ``event``, in document order.
 
-    ``skip_top`` names top-level keys the caller reads otherwise (e.g. Meta's own user_data).
+    ``explicit`` is the alias table's compiled trie (``aliases.Extractor.root``): values at
+    paths it reads already are not reported again.
     """
     hits: list[Hit] = []
-    _walk(event, (), None, False, 0, hits, skip_top)
+    _walk(event, (), None, False, 0, hits, explicit)
     return hits
+
+
+def _explicit_child(trie: Any, key: str, fan_out: bool) -> Any:
+    """The alias trie below ``key`` for a dict (``fan_out`` False) or a list's elements."""
+    branches = trie.inner.get(key)
+    if branches is None:
+        return None
+    for flag, node in branches:
+        if flag == fan_out:
+            return node
+    return branches[0][1] if not fan_out else None
 
 
 def _scalar(value: Any) -> bool:
@@ -180,7 +192,7 @@ def _scalar(value: Any) -> bool:
 
 
 def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, depth: int,
-          hits: list[Hit], skip: frozenset[str]) -> None:
+          hits: list[Hit], trie: Any) -> None:
     cache = _KEY_CACHE
     for key, value in node.items():
         kind = type(value)
@@ -198,18 +210,18 @@ def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, 
                     field = "external_id"
                 else:
                     continue
-            if skip and key in skip:
-                continue
+            if trie is not None and key in trie.leaves:
+                continue  # the alias table reads this one
             hits.append((field, value, found[1] or role, path + (key,)))
             continue
         if value is None or kind is bool or type(key) is not str:
             continue
         if not (kind is dict or kind is list or isinstance(value, (Mapping, list))):
             continue
-        if skip and key in skip:
-            continue
         field, key_role, _ = cache.get(key) or classify_key(key)
         if field is not None and isinstance(value, list):
+            if trie is not None and key in trie.leaves:
+                continue
             # a list of plain values under a match key: {"emails": [...]}, {"email": [...]}
             for element in value[:_MAX_LIST]:
                 if _scalar(element):
@@ -230,16 +242,17 @@ def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, 
         inner_role = container_role or role
         inner_person = is_person or (person and container_role is not None)
         if isinstance(value, list):
+            inner_trie = _explicit_child(trie, key, True) if trie is not None else None
             for index, element in enumerate(value[:_MAX_LIST]):
                 if isinstance(element, Mapping):
                     if "value" in element and _named_value(element, path + (key, index),
                                                            inner_role, hits):
                         continue
                     _walk(element, path + (key, index), inner_role, inner_person,
-                          depth + 1, hits, frozenset())
+                          depth + 1, hits, inner_trie)
         else:
-            _walk(value, path + (key,), inner_role, inner_person, depth + 1, hits,
-                  frozenset())
+            inner_trie = _explicit_child(trie, key, False) if trie is not None else None
+            _walk(value, path + (key,), inner_role, inner_person, depth + 1, hits, inner_trie)
 
 
 _NAME_KEYS = ("name", "key", "field", "label", "id")
