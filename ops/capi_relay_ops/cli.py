@@ -19,7 +19,7 @@ def _read_body(path: str | None) -> Any:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from capi_relay.core.mapping import MappingConfig, to_capi_event
+    from capi_relay.core.mapping import MappingConfig, RequestContext, to_capi_event
     from capi_relay.entrypoints.web import parse_events
 
     try:
@@ -33,10 +33,12 @@ def cmd_preview(args: argparse.Namespace) -> int:
         return 2
     now = float(args.now) if args.now is not None else time.time()
     config = MappingConfig.from_settings(default_country=args.country)
+    # what the HTTP request would add where an event lacks it (a browser posting the event)
+    request = RequestContext(ip=args.ip, user_agent=args.user_agent)
     data, rejected, explained = [], [], []
     for index, event in enumerate(events):
         mapped = to_capi_event(event, now=now, new_id=lambda: str(uuid.uuid4()), config=config,
-                               explain=args.explain)
+                               request=request, explain=args.explain)
         if args.explain:
             explained.append(_explanation(index, mapped))
         if mapped.event is not None:
@@ -87,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--now", type=float, help="the clock, as epoch seconds")
     preview.add_argument("--country", help="default country for phone numbers (alpha-2)")
     preview.add_argument("--pretty", action="store_true", help="indent the output")
+    preview.add_argument("--user-agent", help="as if posted by this browser (request header)")
+    preview.add_argument("--ip", help="as if posted from this address")
     preview.add_argument("--explain", action="store_true",
                          help="say per event where each field came from, what was dropped "
                               "and why, and which personal-looking keys were not used")

@@ -146,3 +146,37 @@ def test_healthz_checks_at_most_once_per_cache_period(client, publisher):
     publisher.fail = True
     bootstrap.readiness().clock.advance(31)
     assert client.get("/healthz").status_code == 503
+
+
+@pytest.mark.parametrize("raw_email", [
+    b'"jane\\ud800@example.com"',      # a lone surrogate escape: valid JSON, not encodable
+    b'"jane\\u0000@example.com"',      # NUL
+    b'"jane\xff@example.com"',         # a byte that is not UTF-8
+])
+def test_one_unencodable_value_costs_that_field_never_the_event(client, publisher, raw_email):
+    body = (b'{"event_name":"purchase","page_location":"https://shop.example.com/t",'
+            b'"value":5,"currency":"EUR","phone":"+49 30 1234567","email":' + raw_email + b'}')
+    response = client.post("/", data=body, content_type="application/json", headers=UA)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    answer = response.get_json()
+    assert answer["accepted"] == 1
+    assert any(f.startswith("user_data.em") for f in answer["dropped"][0]["fields"])
+    assert "jane" not in response.get_data(as_text=True)
+    (queued,) = published(publisher)
+    assert queued.event.user_data.ph and not queued.event.user_data.em
+
+
+def test_a_measurement_protocol_body_is_one_event_per_entry(client, publisher):
+    body = {"client_id": "555.666", "user_id": "u-1",
+            "events": [{"name": "begin_checkout", "params": {
+                           "page_location": "https://shop.example.com/c", "value": 2,
+                           "currency": "EUR"}},
+                       {"name": "purchase", "params": {
+                           "page_location": "https://shop.example.com/t", "value": 2,
+                           "currency": "EUR", "transaction_id": "T-7"}}]}
+    response = client.post("/", json=body, headers=UA)
+    assert response.status_code == 202 and response.get_json()["accepted"] == 2
+    events = [q.event for q in published(publisher)]
+    assert [e.event_name for e in events] == ["InitiateCheckout", "Purchase"]
+    assert all(e.user_data.external_id for e in events)
+    assert [q.client_id for q in published(publisher)] == ["555.666", "555.666"]

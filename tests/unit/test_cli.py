@@ -85,3 +85,18 @@ def test_preview_says_when_meta_would_refuse_the_customer_information():
     result = run("preview", "--now", str(NOW), "--explain", stdin=body)
     (explained,) = json.loads(result.stdout)["explain"]
     assert explained["would_be_dead_lettered"].startswith("user_data: insufficient")
+
+
+def test_preview_as_if_posted_by_a_browser():
+    body = json.dumps({"event": "dl_purchase", "page_location": "https://shop.example.com/",
+                       "user_properties": {"customer_email": "a@example.com"},
+                       "ecommerce": {"currencyCode": "USD", "purchase": {
+                           "actionField": {"id": "1", "revenue": "5.00"}}}})
+    alone = json.loads(run("preview", "--now", str(NOW), stdin=body).stdout)
+    assert alone["rejected"][0]["errors"] == ["client_user_agent: required for website events"]
+    result = run("preview", "--now", str(NOW), "--user-agent", "Mozilla/5.0", "--ip",
+                 "203.0.113.5", stdin=body)
+    (event,) = json.loads(result.stdout)["data"]
+    assert event["event_name"] == "Purchase" and event["custom_data"]["value"] == 5
+    assert event["user_data"]["client_ip_address"] == "203.0.113.5"
+    assert event["user_data"]["em"] == [hashlib.sha256(b"a@example.com").hexdigest()]
