@@ -329,3 +329,78 @@ def test_shopify_global_ids_become_the_numbers_catalogs_hold():
 def test_elevar_landing_site_fbclid_becomes_fbc():
     raw = {"event": "dl_view_item", "marketing": {"landing_site": "/p?fbclid=Click1"}}
     assert mapped(raw).event.user_data.fbc == f"fb.1.{int(NOW) * 1000}.Click1"
+
+
+SHOPIFY_ORDER = {  # Shopify Admin REST "Order" resource, as the orders/create webhook posts it
+    "id": 450789469, "order_number": 1001, "email": "bob.norman@example.com",
+    "phone": "+15555550123", "created_at": "2024-11-24T07:06:40-05:00", "currency": "USD",
+    "total_price": "598.94", "browser_ip": "216.191.105.146",
+    "landing_site": "/?fbclid=IwAR0click", "referring_site": "http://www.facebook.com/",
+    "order_status_url": "https://shop.example.com/548380009/orders/b1946ac92492d2347c6235b4d2611184/authenticate?key=x",
+    "client_details": {"browser_ip": "216.191.105.146", "user_agent": UA},
+    "customer": {"id": 207119551, "email": "bob.norman@example.com", "first_name": "Bob",
+                 "last_name": "Norman", "default_address": {"city": "Ottawa"}},
+    "billing_address": {"first_name": "Bob", "last_name": "Norman", "city": "Drayton Valley",
+                        "province": "Alberta", "province_code": "AB", "zip": "T0E 0M0",
+                        "country": "Canada", "country_code": "CA", "phone": "555-625-1199"},
+    "shipping_address": {"first_name": "Steve", "last_name": "Shipper", "city": "Elsewhere"},
+    "line_items": [{"id": 466157049, "product_id": 632910392, "variant_id": 39072856,
+                    "sku": "IPOD2008GREEN", "title": "IPod Nano - 8gb", "quantity": 1,
+                    "price": "199.00"}],
+}
+
+
+def test_shopify_rest_order_webhook_is_a_purchase_of_the_buyer():
+    result = to_capi_event(SHOPIFY_ORDER, now=1732450000 + 3600, new_id=lambda: "x")
+    assert result.ok, result.reasons
+    event = result.event
+    assert event.event_name == "Purchase" and event.event_time == 1732449999 + 1
+    assert event.custom_data["value"] == 598.94 and event.custom_data["currency"] == "USD"
+    assert event.custom_data["order_id"] == "1001"
+    assert event.custom_data["content_ids"] == ["IPOD2008GREEN"]
+    user = event.user_data
+    assert user.client_ip_address == "216.191.105.146" and user.client_user_agent == UA
+    assert user.fn == (sha("bob"),) and user.st == (sha("ab"),) and user.country == (sha("ca"),)
+    assert user.external_id == (sha("207119551"),)
+    assert sha("steve") not in user.fn  # the shipping person is not the buyer
+    assert user.fbc and user.fbc.endswith(".IwAR0click")
+
+
+def test_woocommerce_rest_order_webhook():
+    # WooCommerce REST API v3 "Order properties" (woocommerce.github.io/woocommerce-rest-api-docs)
+    order = {"id": 727, "number": "727", "status": "processing", "currency": "EUR",
+             "total": "29.35", "customer_id": 0, "date_created_gmt": "2024-11-24T12:00:00",
+             "customer_ip_address": "198.51.100.23", "customer_user_agent": UA,
+             "billing": {"first_name": "John", "last_name": "Doe", "city": "Wien",
+                         "postcode": "1010", "country": "AT", "email": "john.doe@example.com",
+                         "phone": "+43 1 234567"},
+             "shipping": {"first_name": "Jane", "city": "Graz"},
+             "line_items": [{"id": 315, "name": "Woo Single #1", "product_id": 93,
+                             "variation_id": 0, "quantity": 2, "sku": "", "price": 6}]}
+    result = to_capi_event({**order, "page_location": URL}, now=1732450000 + 60,
+                           new_id=lambda: "x")
+    assert result.ok, result.reasons
+    event = result.event
+    assert event.event_name == "Purchase" and event.custom_data["order_id"] == "727"
+    assert event.custom_data["value"] == 29.35 and event.custom_data["content_ids"] == ["93"]
+    user = event.user_data
+    assert user.em == (sha("john.doe@example.com"),) and user.ct == (sha("wien"),)
+    assert user.external_id == () and user.client_ip_address == "198.51.100.23"
+
+
+def test_klaviyo_special_properties_and_items():
+    raw = {"event": "Placed Order", "$email": "k@example.com", "$first_name": "Kay",
+           "$phone_number": "+14155550100", "$zip": "94107", "$value": 40, "currency": "USD",
+           "$event_id": "k-1", "OrderId": "K1",
+           "Items": [{"ProductID": "1111", "SKU": "WINNIEPOOH", "ProductName": "Winnie",
+                      "Quantity": 2, "ItemPrice": 20}]}
+    event = mapped(raw).event
+    assert event.event_id == "k-1" and event.custom_data["order_id"] == "K1"
+    assert event.custom_data["contents"] == [
+        {"id": "WINNIEPOOH", "quantity": 2, "item_price": 20, "title": "Winnie"}]
+    assert {"em", "fn", "ph", "zp"} <= set(event.user_data.present_keys())
+
+
+def test_meta_advanced_matching_keys_at_the_top_level():
+    raw = {"event": "Lead", "em": "a@example.com", "fn": "Ann", "ct": "Paris", "zp": "75001"}
+    assert {"em", "fn", "ct", "zp"} <= set(mapped(raw).event.user_data.present_keys())

@@ -86,6 +86,8 @@ PLATFORM_EVENT_NAMES: Mapping[str, str] = MappingProxyType({
     "productaddedtowishlist": "AddToWishlist",
 })
 #: a push with no event name is named by the enhanced-ecommerce action it carries
+#: the totals of an order object (Shopify and WooCommerce REST orders)
+_ORDER_TOTALS = ("total_price", "current_total_price", "total")
 _ECOMMERCE_ACTIONS = (("purchase", "Purchase"), ("checkout", "InitiateCheckout"),
                       ("add", "AddToCart"), ("detail", "ViewContent"))
 
@@ -103,6 +105,13 @@ _ITEM_KEYS = {
     "item_brand": ("brand", 0), "brand": ("brand", 1), "vendor": ("brand", 2),
     "item_category": ("category", 0), "category": ("category", 1),
 }
+#: the same names in compact form, plus other platforms' spellings (Klaviyo: ProductID, SKU,
+#: ProductName, Quantity, ItemPrice; WooCommerce REST: variation_id)
+_ITEM_COMPACT = {
+    **{recognizer.compact(k): v for k, v in _ITEM_KEYS.items()},
+    "productname": ("title", 3), "variationid": ("id", 3), "itemprice": ("item_price", 1),
+}
+_ITEM_KEYS_COMPACT: dict[str, tuple[str, int] | None] = {}
 _USER_DATA_KEYS = HASHED_KEYS + NEVER_HASHED_KEYS
 _USER_DATA_KEYSET = frozenset(_USER_DATA_KEYS)
 #: "user_data.<key>" per key, built once rather than per dropped value
@@ -462,7 +471,21 @@ def _flat_item(item: Mapping[str, Any]) -> Mapping[str, Any]:
     return flat
 
 
-def _contents(items: Any, dropped: list[str]) -> list[dict[str, Any]]:
+def _item_key(key: Any) -> tuple[str, int] | None:
+    """The contents field an item key names: exact first, then in compact form
+    (Klaviyo's ``ProductID``, ``ItemPrice``, ``Quantity``)."""
+    spec = _ITEM_KEYS.get(key)
+    if spec is None and type(key) is str:
+        spec = _ITEM_KEYS_COMPACT.get(key)
+        if spec is None and key not in _ITEM_KEYS_COMPACT:
+            if len(_ITEM_KEYS_COMPACT) < 4096:
+                _ITEM_KEYS_COMPACT[key] = _ITEM_COMPACT.get(recognizer.compact(key))
+            spec = _ITEM_KEYS_COMPACT.get(key)
+    return spec
+
+
+def _contents(items: Any, dropped: list[str], order_lines: bool = False
+              ) -> list[dict[str, Any]]:
     items = _maybe_json(items)
     if isinstance(items, Mapping):
         items = [items]
@@ -476,13 +499,18 @@ def _contents(items: Any, dropped: list[str]) -> list[dict[str, Any]]:
             continue
         if "variant" in item or "merchandise" in item or isinstance(item.get("price"), Mapping):
             item = _flat_item(item)
+        elif order_lines and "id" in item:
+            # a REST order's line: its "id" is the line's, the product is its SKU or variant
+            item = {k: v for k, v in item.items() if k != "id"}
         content: dict[str, Any] = {}
         ranks: dict[str, int] = {}
         for key, value in item.items():
-            spec = _ITEM_KEYS.get(key)
+            spec = _item_key(key)
             if spec is None or value is None or value == "":
                 continue
             target, rank = spec
+            if target == "id" and (value == 0 or value == "0"):
+                continue  # WooCommerce's variation_id 0: no variation
             if target in content and ranks[target] <= rank:
                 continue
             if target == "quantity":
@@ -568,7 +596,9 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
 
     if "items" in present and "contents" not in custom:
         custom.pop("items", None)
-        contents = _contents(found.first("items"), dropped)  # checks its own text
+        items_path = config.event_fields["items"][found.order("items")]
+        contents = _contents(found.first("items"), dropped,  # checks its own text
+                             order_lines=items_path == "line_items")
         if contents:
             custom["contents"] = contents
             custom["content_ids"] = [c["id"] for c in contents]
@@ -775,6 +805,9 @@ def _event_name(found: aliases.Found, raw: Mapping[str, Any], config: MappingCon
                     return meta_name
         if raw.get("transactionId") not in (None, ""):
             return "Purchase"
+        if isinstance(raw.get("line_items"), list) and any(
+                raw.get(k) not in (None, "") for k in _ORDER_TOTALS):
+            return "Purchase"  # an order as Shopify's and WooCommerce's order webhooks send it
         return None
     exact = config.event_names.get(name)
     if exact is not None:
@@ -949,10 +982,10 @@ def _landing_page(raw: Mapping[str, Any]) -> str | None:
     """Elevar's ``marketing.landing_site``: the path and query of the session's landing page,
     where a Meta ad click's fbclid is (docs.getelevar.com data layer reference)."""
     marketing = raw.get("marketing")
-    if type(marketing) is dict:
-        landing = marketing.get("landing_site")
-        if type(landing) is str and "fbclid=" in landing and not _bad_text(landing):
-            return landing
+    landing = marketing.get("landing_site") if type(marketing) is dict else raw.get(
+        "landing_site")  # Shopify's REST order: the session's landing page
+    if type(landing) is str and "fbclid=" in landing and not _bad_text(landing):
+        return landing
     return None
 
 

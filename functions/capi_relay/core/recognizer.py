@@ -42,7 +42,8 @@ for _key, _names in {
     "country": ("country", "countrycode", "countryid", "countryiso", "countryname"),
     "external_id": ("externalid",),
     "client_user_agent": ("useragent", "clientuseragent"),
-    "client_ip_address": ("ipaddress", "clientipaddress", "clientip", "ipoverride"),
+    "client_ip_address": ("ipaddress", "clientipaddress", "clientip", "ipoverride",
+                          "browserip"),
     "fbp": ("fbp",),
     "fbc": ("fbc",),
 }.items():
