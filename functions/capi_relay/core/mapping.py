@@ -114,6 +114,7 @@ _ITEM_COMPACT = {
 _ITEM_KEYS_COMPACT: dict[str, tuple[str, int] | None] = {}
 _USER_DATA_KEYS = HASHED_KEYS + NEVER_HASHED_KEYS
 _USER_DATA_KEYSET = frozenset(_USER_DATA_KEYS)
+_HASHED_KEYSET = frozenset(HASHED_KEYS)
 #: "user_data.<key>" per key, built once rather than per dropped value
 _DROPPED_NAMES = {key: f"user_data.{key}" for key in _USER_DATA_KEYS}
 _ACTION_SOURCES = {source.value: source for source in ActionSource}
@@ -505,7 +506,7 @@ def _contents(items: Any, dropped: list[str], order_lines: bool = False
         content: dict[str, Any] = {}
         ranks: dict[str, int] = {}
         for key, value in item.items():
-            spec = _item_key(key)
+            spec = _ITEM_KEYS.get(key) or _item_key(key)
             if spec is None or value is None or value == "":
                 continue
             target, rank = spec
@@ -729,35 +730,30 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
                 break
     country = country or config.default_country
 
-    for key in HASHED_KEYS:
-        candidates = sources.get(key)
-        if not candidates:
+    explain = used is not None and labels is not None
+    for key, candidates in sources.items():  # only the keys the event has
+        if key in _HASHED_KEYSET:
+            prepared: list[str] = []
+            for index, value in enumerate(candidates):
+                kind = type(value)
+                if kind is str:
+                    if not value.isprintable() and _bad_text(value):
+                        dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
+                        continue
+                elif kind is not int and kind is not float:
+                    continue  # booleans, containers
+                # the same value under two keys: prepare's memo answers the second time
+                out = prepare(key, value, country=country)
+                if out is None:
+                    dropped.append(_DROPPED_NAMES[key])
+                elif out not in prepared:
+                    prepared.append(out)
+                    if explain:
+                        used.setdefault(key, []).append(labels[key][index])
+            if prepared:
+                values[key] = tuple(prepared)
             continue
-        prepared: list[str] = []
-        for index, value in enumerate(candidates):
-            kind = type(value)
-            if kind is str:
-                if not value.isprintable() and _bad_text(value):
-                    dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
-                    continue
-            elif kind is not int and kind is not float:
-                continue  # booleans, containers
-            # the same value under an explicit and a site-style key: prepare's memo answers
-            out = prepare(key, value, country=country)
-            if out is None:
-                dropped.append(_DROPPED_NAMES[key])
-            elif out not in prepared:
-                prepared.append(out)
-                if used is not None and labels is not None:
-                    used.setdefault(key, []).append(labels[key][index])
-        if prepared:
-            values[key] = tuple(prepared)
-
-    for key in NEVER_HASHED_KEYS:
-        candidates = sources.get(key)
-        if not candidates:
-            continue
-        for index, value in enumerate(candidates):
+        for index, value in enumerate(candidates):  # never hashed: the first valid value
             kind = type(value)
             if kind is str:
                 if not value.isprintable() and _bad_text(value):
@@ -770,7 +766,7 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
                 dropped.append(_DROPPED_NAMES[key])
                 continue
             values[key] = out
-            if used is not None and labels is not None:
+            if explain:
                 used[key] = [labels[key][index]]
             break
 
