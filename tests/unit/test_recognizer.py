@@ -265,7 +265,8 @@ def test_explain_names_sources_drops_and_unused_personal_keys_never_values():
     explanation = result.explanation
     assert explanation["fields"]["user_data.em"] == ["user_data.customer_email"]
     assert explanation["fields"]["user_data.client_user_agent"] == ["request.user_agent"]
-    assert "user_data.ph" in explanation["dropped"]
+    why = "the value is not a valid ph after Meta's normalization"
+    assert {"field": "user_data.ph", "why": why} in explanation["dropped"]
     assert {"full_name", "street"} <= set(explanation["not_used"])
     text = json.dumps(explanation)
     assert "jane" not in text.lower() and "Main" not in text

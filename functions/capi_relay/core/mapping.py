@@ -1018,12 +1018,40 @@ def _explain(raw: Mapping[str, Any], config: MappingConfig, found: aliases.Found
         if order is not None:
             fields[name] = [config.event_fields[name][order]]
     used_paths = {p for paths in fields.values() for p in paths}
+    dropped_why = [{"field": name.split(": ")[0], "why": _why_dropped(name)} for name in dropped]
     not_used = sorted({recognizer.format_path(h[3]) for h in unused})
     for path in _personal_looking_paths(raw):
         if path not in used_paths and path not in not_used and not any(
                 path.startswith(p) or p.startswith(path) for p in used_paths):
             not_used.append(path)
-    return {"fields": fields, "dropped": list(dropped), "not_used": sorted(set(not_used))}
+    return {"fields": fields, "dropped": dropped_why, "not_used": sorted(set(not_used))}
+
+
+_WHY = {
+    "user_data.fbc": "not Meta's fb.<subdomain>.<ms>.<fbclid> format",
+    "user_data.fbp": "not Meta's fb.<subdomain>.<ms>.<random> format",
+    "custom_data.currency": "not a three-letter ISO 4217 code",
+    "custom_data.contents.id": "a contents entry without id (Meta refuses those)",
+    "items.item_id": "an item without an id (Meta refuses contents without id)",
+    "items.price": "not a number", "items.quantity": "not a whole number of 0 or more",
+    "items": "not a list of objects", "custom_data": "not an object", "app_data": "not an object",
+}
+
+
+def _why_dropped(name: str) -> str:
+    """Why a dropped field was dropped, for ``explain``; names only, never values."""
+    if ": " in name:
+        return name.split(": ", 1)[1]
+    if name in _WHY:
+        return _WHY[name]
+    if name.endswith(".query"):
+        return "query parameters that carry personal data removed"
+    if name.startswith("user_data."):
+        return f"the value is not a valid {name[len('user_data.'):]} after Meta's normalization"
+    if name.startswith("custom_data."):
+        return "not a number" if name.rsplit(".", 1)[1] in (*_NUMERIC_CUSTOM, "num_items") \
+            else "not a plain value"
+    return "not a valid value"
 
 
 def _personal_looking_paths(node: Any, prefix: str = "", depth: int = 0) -> list[str]:
