@@ -405,3 +405,16 @@ def test_klaviyo_special_properties_and_items():
 def test_meta_advanced_matching_keys_at_the_top_level():
     raw = {"event": "Lead", "em": "a@example.com", "fn": "Ann", "ct": "Paris", "zp": "75001"}
     assert {"em", "fn", "ct", "zp"} <= set(mapped(raw).event.user_data.present_keys())
+
+
+def test_more_spellings_and_shapes():
+    raw = {"event": "lead", "phone2": "+1 650 555 0100", "ip": "198.51.100.77",
+           "user_properties": {"email": {"value": "gp@example.com"}},
+           "fbclid": "ClickX", "county": "Cook", "totalPrice": None,
+           "value": {"amount": "12.5", "currencyCode": "CAD"}}
+    event = mapped(raw, request=RequestContext(user_agent=UA)).event
+    user = event.user_data
+    assert user.ph == (sha("16505550100"),) and user.em == (sha("gp@example.com"),)
+    assert user.client_ip_address == "198.51.100.77" and user.st == ()
+    assert user.fbc == f"fb.1.{int(NOW) * 1000}.ClickX"
+    assert event.custom_data["value"] == 12.5 and event.custom_data["currency"] == "CAD"

@@ -569,6 +569,11 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
         return {}  # page views and the like: every step below would leave it empty
     custom = _clean(custom, "custom_data", dropped)
 
+    money = custom.get("value")
+    if isinstance(money, Mapping) and "amount" in money:  # Shopify's MoneyV2
+        custom["value"] = money.get("amount")
+        if "currency" not in custom and money.get("currencyCode"):
+            custom["currency"] = money["currencyCode"]
     for name in _NUMERIC_CUSTOM:
         if name in custom:
             number = _as_number(custom[name])
@@ -716,8 +721,8 @@ def _billing_last(hit: recognizer.Hit) -> int:
 
 def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | None,
                config: MappingConfig, event_time: int, url: str | None, dropped: list[str],
-               used: dict[str, list[Any]] | None, landing: str | None = None
-               ) -> tuple[UserData, Set[str]]:
+               used: dict[str, list[Any]] | None, landing: str | None = None,
+               click: str | None = None) -> tuple[UserData, Set[str]]:
     """The event's UserData, and the names of its keys that carry a value. ``used`` collects
     the source of every value kept, when the caller explains."""
     values: dict[str, Any] = {}
@@ -775,7 +780,7 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
         dropped.append("user_data.fbc")
         del values["fbc"]
         fbc = None
-    fbclid = fbclid_from_url(url) or (landing and fbclid_from_url(landing))
+    fbclid = fbclid_from_url(url) or (landing and fbclid_from_url(landing)) or click
     if fbclid and (not fbc or fbc_click_id(fbc) != fbclid):
         values["fbc"] = build_fbc(fbclid, event_time * 1000)
         if used is not None:
@@ -915,8 +920,10 @@ def to_capi_event(
     sources, labels, unused = _person_sources(found, hits, request, explain)
     used: dict[str, list[Any]] | None = {} if explain else None
     landing = _landing_page(raw)
+    click = raw.get("fbclid")  # the ad click's id as a parameter of its own
+    click = click if type(click) is str and click and click.isprintable() else None
     user_data, present = _user_data(sources, labels, config, event_time, url, dropped, used,
-                                    landing)
+                                    landing, click)
     custom_data = _custom_data(raw, found, config, dropped)
 
     if action_source is ActionSource.WEBSITE:

@@ -28,7 +28,7 @@ from typing import Any
 #: fn, ...) are explicit and read by the alias table, never guessed from a name.
 _BASE: dict[str, str] = {}
 for _key, _names in {
-    "em": ("email", "emailaddress", "mail", "emailaddr", "eMail"),
+    "em": ("email", "emailaddress", "mail", "emailaddr", "mailaddress"),
     "ph": ("phone", "phonenumber", "telephone", "tel", "mobile", "mobilephone", "cellphone",
            "mobilenumber", "phoneno", "telephonenumber", "cell"),
     "fn": ("firstname", "fname", "givenname", "forename"),
@@ -36,13 +36,14 @@ for _key, _names in {
     "ge": ("gender", "sex"),
     "db": ("birthday", "dateofbirth", "birthdate", "dob"),
     "ct": ("city", "town", "locality"),
+    # not "county": in the US a county is not a state
     "st": ("state", "region", "province", "provincecode", "statecode", "regioncode",
-           "stateorprovince", "county"),
-    "zp": ("zip", "zipcode", "postalcode", "postcode", "postal"),
+           "stateorprovince"),
+    "zp": ("zip", "zipcode", "postalcode", "postcode", "postal", "plz"),
     "country": ("country", "countrycode", "countryid", "countryiso", "countryname"),
     "external_id": ("externalid",),
     "client_user_agent": ("useragent", "clientuseragent"),
-    "client_ip_address": ("ipaddress", "clientipaddress", "clientip", "ipoverride",
+    "client_ip_address": ("ip", "ipaddress", "clientipaddress", "clientip", "ipoverride",
                           "browserip"),
     "fbp": ("fbp",),
     "fbc": ("fbc",),
@@ -127,6 +128,9 @@ def _classify(name: str) -> tuple[str | None, str | None, bool]:
         return _BASE[rest], role, person
     if rest == "id" and person:
         return "external_id", role, True
+    digits = rest.rstrip("0123456789")  # phone2, email_1: a second one of the same
+    if digits != rest and digits in _BASE:
+        return _BASE[digits], role, person
     return None, role, person
 
 
@@ -227,6 +231,11 @@ def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, 
             for element in value[:_MAX_LIST]:
                 if _scalar(element):
                     hits.append((field, element, key_role or role, path + (key,)))
+            continue
+        if field is not None and isinstance(value, Mapping) and _scalar(value.get("value")):
+            # GA4 user properties: {"email": {"value": ...}}
+            if not (trie is not None and key in trie.leaves):
+                hits.append((field, value["value"], key_role or role, path + (key, "value")))
             continue
         if field in ("country", "st") and isinstance(value, Mapping):
             # {"country": {"isoCode": "US"}}, {"region": {"code": "CA", "name": ...}}
