@@ -240,6 +240,9 @@ def test_app_and_messaging_events_keep_what_meta_needs_for_them():
     assert wire["app_data"]["advertiser_tracking_enabled"] is True
     assert len(wire["app_data"]["extinfo"]) == 16
     assert wire["user_data"]["madid"] == "38400000-8cf0-11bd-b23e-10b96e40000d"
+    without = {k: v for k, v in app.items() if k != "app_data"}
+    assert to_capi_event(without, now=NOW, new_id=lambda: "x").reasons == (
+        "app_data: required for app events",)
     chat = {"event_name": "LeadSubmitted", "action_source": "business_messaging",
             "messaging_channel": "messenger",
             "user_data": {"page_id": "1234", "page_scoped_user_id": "5678"}}

@@ -922,8 +922,8 @@ def to_capi_event(
     landing = _landing_page(raw)
     click = raw.get("fbclid")  # the ad click's id as a parameter of its own
     click = click if type(click) is str and click and click.isprintable() else None
-    user_data, present = _user_data(sources, labels, config, event_time, url, dropped, used,
-                                    landing, click)
+    user_data, _ = _user_data(sources, labels, config, event_time, url, dropped, used,
+                              landing, click)
     custom_data = _custom_data(raw, found, config, dropped)
 
     if action_source is ActionSource.WEBSITE:
@@ -949,6 +949,10 @@ def to_capi_event(
             app_data = _clean(dict(raw_app), "app_data", dropped) or None
         elif raw_app is not aliases.MISSING:
             dropped.append("app_data")
+        if not app_data:
+            # Meta: app events need app_data (advertiser_tracking_enabled,
+            # application_tracking_enabled, extinfo); "Conversions API for App Events"
+            reasons.append("app_data: required for app events")
     if action_source is ActionSource.BUSINESS_MESSAGING:
         messaging_channel = _text_field(found.first("messaging_channel"), "messaging_channel",
                                         dropped)

@@ -14,9 +14,9 @@ Each value found carries a role, ``buyer`` or ``shipping``, from its key prefix 
 nearest container that names one (``shipping_city``, ``shippingAddress.city``,
 ``orderData.customer.shipping.city``). ``billing`` and unprefixed customer keys are the buyer:
 the one who pays is the account holder in every platform we read. The mapper's rule (one person
-per event) then decides which role's values it sends; see ``mapping._person_values``.
+per event) then decides which role's values it sends; see ``mapping._person_sources``.
 
-Browser identifiers (user agent, IP, ``_fbp``/``_fbc`` cookies) have no role.
+Browser identifiers (user agent, IP, ``_fbp``/``_fbc`` cookies) are taken whatever the role.
 """
 
 from __future__ import annotations
@@ -50,9 +50,6 @@ for _key, _names in {
 }.items():
     for _name in _names:
         _BASE[_name.lower()] = _key
-
-#: keys with no role: they identify a browser, not a person
-BROWSER_KEYS = frozenset({"client_user_agent", "client_ip_address", "fbp", "fbc"})
 
 BUYER = "buyer"
 SHIPPING = "shipping"
