@@ -421,3 +421,12 @@ def test_more_spellings_and_shapes():
     assert user.client_ip_address == "198.51.100.77" and user.st == ()
     assert user.fbc == f"fb.1.{int(NOW) * 1000}.ClickX"
     assert event.custom_data["value"] == 12.5 and event.custom_data["currency"] == "CAD"
+
+
+def test_explain_lists_unused_personal_keys_only():
+    raw = {"event": "purchase", "value": 1, "currency": "USD", "event_name_hint": "x",
+           "user_data": {"address": [{"first_name": "A", "street": "1 Main St"}]},
+           "items": [{"item_id": "A", "item_name": "Shoe"}], "customer": {"name": "Ann Lee"}}
+    explanation = mapped(raw, explain=True).explanation
+    assert explanation["fields"]["user_data.fn"] == ["user_data.address.first_name"]
+    assert explanation["not_used"] == ["customer.name", "user_data.address[0].street"]

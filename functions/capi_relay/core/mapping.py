@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import unicodedata
 
 # collections.abc, not typing: isinstance() against typing.Mapping goes through typing's alias
@@ -1004,9 +1005,11 @@ def _text_field(value: Any, name: str, dropped: list[str]) -> str | None:
     return text
 
 
-#: key names (compact) that suggest personal data; for ``explain`` only
-_PERSONAL_HINTS = ("email", "mail", "phone", "mobile", "name", "street", "address", "birth",
-                   "zip", "postal", "postcode", "city", "gender", "dob", "tel")
+#: parts of key names (compact) that suggest personal data, beside the recognizer's own
+#: vocabulary; for ``explain`` only
+_PERSONAL_HINTS = ("email", "phone", "street", "address", "birth", "fullname", "surname")
+_PERSONAL_NAMES = frozenset({"name", "username", "displayname", "customername", "billingname",
+                             "shippingname", "contactname"})
 
 
 def _explain(raw: Mapping[str, Any], config: MappingConfig, found: aliases.Found,
@@ -1030,12 +1033,15 @@ def _explain(raw: Mapping[str, Any], config: MappingConfig, found: aliases.Found
             fields[name] = [config.event_fields[name][order]]
     used_paths = {p for paths in fields.values() for p in paths}
     dropped_why = [{"field": name.split(": ")[0], "why": _why_dropped(name)} for name in dropped]
-    not_used = sorted({recognizer.format_path(h[3]) for h in unused})
+    not_used = [recognizer.format_path(h[3]) for h in unused]
+    seen = {_INDEXES.sub("", p) for p in used_paths} | {_INDEXES.sub("", p) for p in not_used}
     for path in _personal_looking_paths(raw):
-        if path not in used_paths and path not in not_used and not any(
-                path.startswith(p) or p.startswith(path) for p in used_paths):
+        if _INDEXES.sub("", path) not in seen:
             not_used.append(path)
     return {"fields": fields, "dropped": dropped_why, "not_used": sorted(set(not_used))}
+
+
+_INDEXES = re.compile(r"\[\d+\]")
 
 
 _WHY = {
@@ -1073,10 +1079,13 @@ def _personal_looking_paths(node: Any, prefix: str = "", depth: int = 0) -> list
         for key, value in node.items():
             path = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, (Mapping, list)):
-                out.extend(_personal_looking_paths(value, path, depth + 1))
+                if not isinstance(key, str) or recognizer.compact(key) not in recognizer.SKIP:
+                    out.extend(_personal_looking_paths(value, path, depth + 1))
             elif value not in (None, "") and isinstance(key, str):
                 name = recognizer.compact(key)
-                if any(hint in name for hint in _PERSONAL_HINTS):
+                field = recognizer.classify_key(key)[0]
+                if (field in _PERSON_KEYS or name in _PERSONAL_NAMES
+                        or any(hint in name for hint in _PERSONAL_HINTS)):
                     out.append(path)
     elif isinstance(node, list):
         for index, value in enumerate(node[:20]):

@@ -70,7 +70,7 @@ _SUFFIXES = ("sha256", "hashed", "hash")
 
 #: container names (compact) never read: items and products are not the customer, context and
 #: page describe the browser, shops and merchants are the seller
-_SKIP = frozenset({
+SKIP = frozenset({
     "items", "item", "products", "product", "lineitems", "lineitem", "lines", "contents",
     "transactionproducts", "productvariant", "variant", "merchandise", "cartline", "impressions",
     "promotions", "promoview", "promoclick", "gtm", "page", "device", "app",
@@ -157,7 +157,7 @@ def _container(key: str) -> tuple[bool, str | None, bool]:
             role = SHIPPING
         elif "billing" in name:
             role = BUYER
-        hit = (bool(name) and name not in _SKIP, role, name in _PERSON)
+        hit = (bool(name) and name not in SKIP, role, name in _PERSON)
         _CONTAINER_CACHE[key] = hit
     return hit
 
