@@ -67,14 +67,14 @@ def test_preview_explain_names_paths_and_unused_keys_never_values():
                        "user_agent": "Mozilla/5.0", "ecommerce": {"value": 5, "currency": "USD"},
                        "user_data": {"billing_email": "erika@example.org",
                                      "billing_phone": "12"},
-                       "shipping": {"city": "Elsewhere"}, "fullName": "Erika M"})
+                       "shipping": {"city": "Elsewhere"}, "billingStreet": "1 Main St"})
     result = run("preview", "--now", str(NOW), "--explain", stdin=body)
     assert result.returncode == 0, result.stderr
     (explained,) = json.loads(result.stdout)["explain"]
     assert explained["fields"]["user_data.em"] == ["user_data.billing_email"]
     assert explained["fields"]["value"] == ["ecommerce.value"]
     assert "user_data.ph" in [d["field"] for d in explained["dropped"]]
-    assert {"shipping.city", "fullName"} <= set(explained["not_used"])
+    assert {"shipping.city", "billingStreet"} <= set(explained["not_used"])
     assert "erika" not in result.stdout.lower().replace("user_data.billing_email", "")
     assert "Elsewhere" not in result.stdout
 

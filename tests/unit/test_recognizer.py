@@ -263,14 +263,14 @@ def test_referrer_opt_out_and_customer_segmentation_pass_through():
 def test_explain_names_sources_drops_and_unused_personal_keys_never_values():
     raw = {"event": "purchase", "value": 1, "currency": "USD",
            "user_data": {"customer_email": "jane@example.com", "customer_phone": "12"},
-           "full_name": "Jane Doe", "street": "1 Main St"}
+           "address_line_1": "1 Main St", "street": "1 Main St"}
     result = mapped(raw, explain=True)
     explanation = result.explanation
     assert explanation["fields"]["user_data.em"] == ["user_data.customer_email"]
     assert explanation["fields"]["user_data.client_user_agent"] == ["request.user_agent"]
     why = "the value is not a valid ph after Meta's normalization"
     assert {"field": "user_data.ph", "why": why} in explanation["dropped"]
-    assert {"full_name", "street"} <= set(explanation["not_used"])
+    assert {"address_line_1", "street"} <= set(explanation["not_used"])
     text = json.dumps(explanation)
     assert "jane" not in text.lower() and "Main" not in text
 
@@ -426,7 +426,18 @@ def test_more_spellings_and_shapes():
 def test_explain_lists_unused_personal_keys_only():
     raw = {"event": "purchase", "value": 1, "currency": "USD", "event_name_hint": "x",
            "user_data": {"address": [{"first_name": "A", "street": "1 Main St"}]},
-           "items": [{"item_id": "A", "item_name": "Shoe"}], "customer": {"name": "Ann Lee"}}
+           "items": [{"item_id": "A", "item_name": "Shoe"}], "customer": {"nickname": "Annie"}}
     explanation = mapped(raw, explain=True).explanation
     assert explanation["fields"]["user_data.fn"] == ["user_data.address.first_name"]
-    assert explanation["not_used"] == ["customer.name", "user_data.address[0].street"]
+    assert explanation["not_used"] == ["user_data.address[0].street"]
+
+
+def test_a_whole_name_gives_first_and_last_name_when_nothing_else_does():
+    raw = {"event": "lead", "email": "x@example.com", "customer": {"name": "Mary Ann Smith"},
+           "full_name": "Solo"}
+    user = mapped(raw).event.user_data
+    assert user.fn == (sha("mary"),) and user.ln == (sha("smith"),)
+    shop = mapped({"name": "checkout_completed", "clientId": "c", "context": {},
+                   "data": {"checkout": {"email": "x@example.com", "currencyCode": "USD",
+                                         "totalPrice": {"amount": 1}}}}).event.user_data
+    assert shop.fn == () and shop.ln == ()  # a Shopify event's "name" is the event's

@@ -210,6 +210,9 @@ def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, 
             if field is None:
                 if person and key.lower() == "id":
                     field = "external_id"
+                elif kind is str and (key in _FULL_NAMES or (person and key in _PERSON_NAMES)):
+                    _split_name(value, found[1] or role, path + (key,), hits)
+                    continue
                 else:
                     continue
             if trie is not None and key in trie.leaves:
@@ -260,6 +263,21 @@ def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, 
         else:
             inner_trie = _explicit_child(trie, key, False) if trie is not None else None
             _walk(value, path + (key,), inner_role, inner_person, depth + 1, hits, inner_trie)
+
+
+#: a person's whole name: split into fn (first word) and ln (last word) when it has two or more
+_FULL_NAMES = frozenset({"full_name", "fullName", "fullname", "FullName", "customer_name",
+                         "customerName", "billing_name", "billingName", "shipping_name",
+                         "shippingName", "contact_name", "contactName", "your-name"})
+#: the same inside an object that is one person (customer.name, billing_address.name)
+_PERSON_NAMES = frozenset({"name", "Name"})
+
+
+def _split_name(text: str, role: str | None, path: tuple, hits: list[Hit]) -> None:
+    words = text.split()
+    if len(words) >= 2 and len(text) <= 200:
+        hits.append(("fn", words[0], role, path))
+        hits.append(("ln", words[-1], role, path))
 
 
 _NAME_KEYS = ("name", "key", "field", "label", "id")
