@@ -137,6 +137,7 @@ _REQUEST_SOURCES = (("client_ip_address", "ip", "request.ip"),
                     ("client_user_agent", "user_agent", "request.user_agent"),
                     ("fbp", "fbp", "request.cookie._fbp"), ("fbc", "fbc", "request.cookie._fbc"))
 _CD_PREFIX = "x-fb-cd-"
+_CUSTOM_SET = frozenset(_CUSTOM_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -555,8 +556,8 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
         dropped.append("custom_data")
 
     present = found.fields()
-    for name in _CUSTOM_FIELDS:
-        if name in present and name not in custom:
+    for name in present:  # the event's fields, fewer than the names to look for
+        if name in _CUSTOM_SET and name not in custom:
             custom[name] = found.first(name)
 
     for key, value in raw.items():  # sGTM's x-fb-cd-* parameters
@@ -571,7 +572,7 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
     custom = _clean(custom, "custom_data", dropped)
 
     money = custom.get("value")
-    if isinstance(money, Mapping) and "amount" in money:  # Shopify's MoneyV2
+    if type(money) is dict and "amount" in money:  # Shopify's MoneyV2
         custom["value"] = money.get("amount")
         if "currency" not in custom and money.get("currencyCode"):
             custom["currency"] = money["currencyCode"]
