@@ -32,19 +32,24 @@ def cmd_preview(args: argparse.Namespace) -> int:
         print(f"capi-relay preview: {problem}", file=sys.stderr)
         return 2
     now = float(args.now) if args.now is not None else time.time()
-    config = MappingConfig.from_settings(default_country=args.country)
+    config = MappingConfig.from_settings(default_country=args.country,
+                                         default_currency=args.currency)
     # what the HTTP request would add where an event lacks it (a browser posting the event)
     request = RequestContext(ip=args.ip, user_agent=args.user_agent)
     data, rejected, explained = [], [], []
     for index, event in enumerate(events):
         mapped = to_capi_event(event, now=now, new_id=lambda: str(uuid.uuid4()), config=config,
-                               request=request, explain=args.explain)
+                               request=request, explain=True)
         if args.explain:
             explained.append(_explanation(index, mapped))
         if mapped.event is not None:
             data.append(mapped.event.to_wire())
         else:
-            rejected.append({"index": index, "errors": list(mapped.reasons)})
+            # what was found all the same (names only), so a thin input is told from a refused one
+            found = sorted(f.split(".", 1)[1] for f in mapped.explanation["fields"]
+                           if f.startswith("user_data."))
+            rejected.append({"index": index, "errors": list(mapped.reasons),
+                             "match_keys_found": found})
             for reason in mapped.reasons:
                 print(f"event {index}: {reason}", file=sys.stderr)
     out = {"data": data}
@@ -89,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--now", type=float, help="the clock, as epoch seconds")
     preview.add_argument("--country", help="default country for phone numbers (alpha-2)")
     preview.add_argument("--pretty", action="store_true", help="indent the output")
+    preview.add_argument("--currency", help="default currency (ISO 4217), as DEFAULT_CURRENCY")
     preview.add_argument("--user-agent", help="as if posted by this browser (request header)")
     preview.add_argument("--ip", help="as if posted from this address")
     preview.add_argument("--explain", action="store_true",

@@ -94,6 +94,7 @@ def test_preview_as_if_posted_by_a_browser():
                            "actionField": {"id": "1", "revenue": "5.00"}}}})
     alone = json.loads(run("preview", "--now", str(NOW), stdin=body).stdout)
     assert alone["rejected"][0]["errors"] == ["client_user_agent: required for website events"]
+    assert alone["rejected"][0]["match_keys_found"] == ["em"]
     result = run("preview", "--now", str(NOW), "--user-agent", "Mozilla/5.0", "--ip",
                  "203.0.113.5", stdin=body)
     (event,) = json.loads(result.stdout)["data"]
