@@ -48,8 +48,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
             # what was found all the same (names only), so a thin input is told from a refused one
             found = sorted(f.split(".", 1)[1] for f in mapped.explanation["fields"]
                            if f.startswith("user_data."))
-            rejected.append({"index": index, "errors": list(mapped.reasons),
-                             "match_keys_found": found})
+            entry = {"index": index, "errors": list(mapped.reasons), "match_keys_found": found}
+            if "draft" in mapped.explanation:  # the event once the errors are fixed
+                entry["draft"] = mapped.explanation["draft"]
+            rejected.append(entry)
             for reason in mapped.reasons:
                 print(f"event {index}: {reason}", file=sys.stderr)
     out = {"data": data}
@@ -66,7 +68,8 @@ def _explanation(index: int, mapped: Any) -> dict[str, Any]:
     why, and input keys that look personal but were not used (names only, never values)."""
     from capi_relay.core.meta_rules import customer_information_problem
 
-    out: dict[str, Any] = {"index": index, **(mapped.explanation or {})}
+    out: dict[str, Any] = {"index": index, **{k: v for k, v in (mapped.explanation or {}).items()
+                                               if k != "draft"}}
     if mapped.event is not None:
         problem = customer_information_problem(mapped.event.user_data)
         if problem:

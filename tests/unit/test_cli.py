@@ -95,6 +95,8 @@ def test_preview_as_if_posted_by_a_browser():
     alone = json.loads(run("preview", "--now", str(NOW), stdin=body).stdout)
     assert alone["rejected"][0]["errors"] == ["client_user_agent: required for website events"]
     assert alone["rejected"][0]["match_keys_found"] == ["em"]
+    draft = alone["rejected"][0]["draft"]  # what would go out once a browser posts it
+    assert draft["event_name"] == "Purchase" and draft["custom_data"]["order_id"] == "1"
     result = run("preview", "--now", str(NOW), "--user-agent", "Mozilla/5.0", "--ip",
                  "203.0.113.5", stdin=body)
     (event,) = json.loads(result.stdout)["data"]

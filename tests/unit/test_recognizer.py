@@ -441,3 +441,14 @@ def test_a_whole_name_gives_first_and_last_name_when_nothing_else_does():
                    "data": {"checkout": {"email": "x@example.com", "currencyCode": "USD",
                                          "totalPrice": {"amount": 1}}}}).event.user_data
     assert shop.fn == () and shop.ln == ()  # a Shopify event's "name" is the event's
+
+
+def test_a_refused_event_is_never_sent_but_explain_shows_its_draft():
+    raw = {"event": "purchase", "email": "a@example.com", "value": 3}  # no currency
+    plain = mapped(raw)
+    explained = mapped(raw, explain=True)
+    assert plain.event is None and explained.event is None
+    assert plain.reasons == explained.reasons == (
+        "custom_data: Purchase needs value and currency",)
+    assert explained.explanation["draft"]["custom_data"] == {"value": 3}
+    assert "draft" not in (mapped({**raw, "currency": "EUR"}, explain=True).explanation or {})

@@ -961,9 +961,9 @@ def to_capi_event(
 
     dropped_names = tuple(dict.fromkeys(dropped)) if dropped else ()
     explanation = _explain(raw, config, found, used, unused, dropped_names) if explain else None
-    if reasons:
+    if reasons and explanation is None:
         return Mapped(None, tuple(dict.fromkeys(reasons)), dropped_names, shape, client_id,
-                      consent, explanation)
+                      consent)
     # assemble() = the dataclass constructors with every field given, without their per-field
     # frozen-dataclass setattr cost; keys in field order.
     event = assemble(CapiEvent, {
@@ -982,6 +982,11 @@ def to_capi_event(
         "app_data": app_data,
         "messaging_channel": messaging_channel,
     })
+    if reasons:  # explaining: what would go out once the reasons are fixed, never sent
+        if name is not None:
+            explanation["draft"] = event.to_wire()
+        return Mapped(None, tuple(dict.fromkeys(reasons)), dropped_names, shape, client_id,
+                      consent, explanation)
     return assemble(Mapped, {"event": event, "reasons": (), "dropped": dropped_names,
                              "shape": shape, "client_id": client_id, "consent": consent,
                              "explanation": explanation})
