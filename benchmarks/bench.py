@@ -233,14 +233,10 @@ def build_message(work: wl.Workload, n: int = MESSAGE_EVENTS) -> bytes:
 
 
 def make_process_service(enrich: Callable[..., Any] | None = None):
-    """A ProcessService wired with the test fakes and a fresh in-memory idempotency store."""
-    from capi_relay.app.idempotency import Idempotency
-    from capi_relay.app.process import DeliveryPolicy, ProcessService
-    from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
+    """A ProcessService wired with the test fakes and a fresh in-memory ledger."""
+    from fakes import FakeClock, FakePublisher, make_processor
 
-    return ProcessService(client=ScriptedGraph(), secrets=FakeSecret(),
-                          idempotency=Idempotency(MemoryBackend()), clock=FakeClock(wl.NOW),
-                          policy=DeliveryPolicy(pixel_id="1234567890"),
+    return make_processor(clock=FakeClock(wl.NOW), pixel_id="1234567890",
                           dead_letter=FakePublisher(), enrich=enrich)
 
 

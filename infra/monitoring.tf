@@ -89,7 +89,7 @@ resource "google_logging_metric" "events_sent" {
 resource "google_logging_metric" "events_dead_lettered" {
   project     = var.project_id
   name        = "${var.name_prefix}/events_dead_lettered"
-  description = "Events dead-lettered by the processor, one 'dead-lettered' line each, by reason (too_old, rejected, retries_exhausted; empty for an undecodable message)."
+  description = "Events dead-lettered by the processor, one 'dead-lettered' line each, by reason (too_old, insufficient_customer_information, rejected, retries_exhausted; empty for an undecodable message)."
   filter      = "${local.process_logs} AND jsonPayload.message=(\"dead-lettered\" OR \"undecodable message dead-lettered\")"
 
   label_extractors = {

@@ -155,3 +155,31 @@ class MemoryBackend:
     def put(self, key: str, record: dict[str, Any]) -> None:
         found = self.records.get(key)
         self.records[key] = (dict(record), found[1] + 1 if found else 1)
+
+
+def make_processor(graph=None, secret=None, *, backend=None, dead_letter=None, clock=None,
+                   enrich=None, rules=None, batch_window=0.0, pixel_id="px", max_attempts=8,
+                   consent_policy="strict", consent_missing="send", test_event_code=None,
+                   lease_seconds=60.0, ttl_seconds=3600.0, sleep=lambda s: None):
+    """A ProcessService wired with fakes, as bootstrap wires the real one: ledger, sender,
+    pipeline rules, optional enrichment and coalescer."""
+    from dataclasses import replace
+
+    from capi_relay.app.coalescer import Coalescer
+    from capi_relay.app.ledger import DeliveryLedger
+    from capi_relay.app.process import DeliveryPolicy, ProcessService
+    from capi_relay.app.sender import GraphSender, SenderConfig
+    from capi_relay.core import pipeline
+
+    policy = replace(rules or pipeline.DEFAULT_POLICY, consent_policy=consent_policy,
+                     consent_missing=consent_missing)
+    return ProcessService(
+        ledger=DeliveryLedger(backend if backend is not None else MemoryBackend(),
+                              lease_seconds=lease_seconds, ttl_seconds=ttl_seconds,
+                              dead_letter=dead_letter),
+        sender=GraphSender(graph if graph is not None else ScriptedGraph(),
+                           secret or FakeSecret(),
+                           SenderConfig(test_event_code=test_event_code), sleep=sleep),
+        clock=clock or FakeClock(),
+        policy=DeliveryPolicy(pixel_id=pixel_id, max_attempts=max_attempts),
+        rules=policy, enrich=enrich, coalescer=Coalescer(batch_window))

@@ -11,9 +11,7 @@ import itertools
 
 from capi_relay import log
 from capi_relay.app.enrichment import Enricher
-from capi_relay.app.idempotency import Idempotency
 from capi_relay.app.ingest import IngestService
-from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.core.errors import RelayError
 from capi_relay.core.mapping import DEFAULT_CONFIG, RequestContext
 from capi_relay.core.normalize import prepare, sha256_hex
@@ -21,11 +19,10 @@ from capi_relay.core.profiles import Profile
 from fakes import (
     FakeClock,
     FakePublisher,
-    FakeSecret,
-    MemoryBackend,
     MemoryProfileStore,
     ScriptedGraph,
     graph_error,
+    make_processor,
 )
 
 NOW = 1_764_590_400.0  # 2025-12-01 12:00 UTC
@@ -92,12 +89,9 @@ def relay_log(now: float = NOW) -> str:
             return 200, {"events_received": len(batch), "fbtrace_id": "Freport"}
 
         def service(graph):
-            return ProcessService(
-                client=graph, secrets=FakeSecret(),
-                idempotency=Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600),
-                clock=clock, policy=DeliveryPolicy(pixel_id="1234567890"),
-                dead_letter=FakePublisher(), sleep=lambda s: None,
-                enrich=Enricher(MemoryProfileStore(profiles)))
+            return make_processor(graph, clock=clock, pixel_id="1234567890",
+                                  dead_letter=FakePublisher(),
+                                  enrich=Enricher(MemoryProfileStore(profiles)))
 
         service(ScriptedGraph(answer)).process(*main)
         service(ScriptedGraph(answer)).process(*thin)  # Meta's rule, judged after enrichment

@@ -10,13 +10,18 @@ import uuid
 from typing import Any
 
 from capi_relay import log
+from capi_relay.app.coalescer import Coalescer
+from capi_relay.app.enrichment import Enricher
 from capi_relay.app.health import Readiness
-from capi_relay.app.idempotency import Idempotency
 from capi_relay.app.ingest import IngestService
 from capi_relay.app.keys import Gate, IngestKeys
+from capi_relay.app.ledger import DeliveryLedger
 from capi_relay.app.process import DeliveryPolicy, ProcessService
+from capi_relay.app.sender import GraphSender, SenderConfig
 from capi_relay.config import Settings
+from capi_relay.core import pipeline
 from capi_relay.core.mapping import MappingConfig
+from capi_relay.core.regional import RegionalRules
 
 _lock = threading.RLock()  # builders call each other
 _built: dict[str, Any] = {}
@@ -47,13 +52,30 @@ def settings() -> Settings:
 
 
 def mapping_config() -> MappingConfig:
-    def build() -> MappingConfig:
-        s = settings()
-        return MappingConfig.from_settings(field_aliases=s.field_aliases,
-                                           event_names=s.event_names,
-                                           default_country=s.default_country,
-                                           default_currency=s.default_currency)
-    return _once("mapping", build)
+    return _once("mapping", lambda: mapping_from(settings()))
+
+
+def mapping_from(s: Settings) -> MappingConfig:
+    return MappingConfig.from_settings(field_aliases=s.field_aliases, event_names=s.event_names,
+                                       default_country=s.default_country,
+                                       default_currency=s.default_currency)
+
+
+def rules_from(s: Settings) -> pipeline.Policy:
+    """The pipeline's rules from the settings: the processor and ``capi-relay preview`` both
+    build them here, so preview decides exactly as the relay does."""
+    return pipeline.Policy(
+        mapping=mapping_from(s), consent_policy=s.consent_policy,
+        consent_missing=s.consent_missing,
+        regional=RegionalRules.from_settings(s.ldu_regions, s.redact))
+
+
+def build_enricher(s: Settings) -> Enricher:
+    """The enrichment port over Firestore profiles (the client is created on first use)."""
+    from capi_relay.adapters.firestore import FirestoreProfileStore
+
+    store = FirestoreProfileStore(s.project, s.profiles_collection)
+    return Enricher(store, writeback=s.profile_writeback)
 
 
 def publisher():
@@ -119,26 +141,23 @@ def process_service() -> ProcessService:
         from capi_relay.adapters.firestore import FirestoreIdempotencyBackend
         from capi_relay.adapters.graph import GraphCapiClient
         from capi_relay.adapters.pubsub import PubSubPublisher
-        from capi_relay.app.enrichment import build_enricher
 
         s = Settings.from_env(need=("token",))
         secrets = token_source(s)
-        idempotency = Idempotency(
-            FirestoreIdempotencyBackend(s.project, s.idempotency_collection),
-            lease_seconds=s.lease_seconds, ttl_seconds=s.idempotency_ttl_hours * 3600)
         dead_letter = PubSubPublisher(s.project, s.dead_letter_topic) \
             if s.dead_letter_topic else None
+        ledger = DeliveryLedger(
+            FirestoreIdempotencyBackend(s.project, s.idempotency_collection),
+            lease_seconds=s.lease_seconds, ttl_seconds=s.idempotency_ttl_hours * 3600,
+            dead_letter=dead_letter)
+        client = GraphCapiClient(s.graph_url, s.api_version, s.pixel_id, timeout=s.graph_timeout)
         return ProcessService(
-            client=GraphCapiClient(s.graph_url, s.api_version, s.pixel_id,
-                                   timeout=s.graph_timeout),
-            secrets=secrets,
-            idempotency=idempotency,
+            ledger=ledger,
+            sender=GraphSender(client, secrets, SenderConfig(test_event_code=s.test_event_code)),
             clock=SystemClock(),
-            policy=DeliveryPolicy(pixel_id=s.pixel_id, test_event_code=s.test_event_code,
-                                  max_attempts=s.max_attempts, consent_policy=s.consent_policy,
-                                  consent_missing=s.consent_missing),
-            dead_letter=dead_letter,
+            policy=DeliveryPolicy(pixel_id=s.pixel_id, max_attempts=s.max_attempts),
+            rules=rules_from(s),
             enrich=build_enricher(s),
-            batch_window=s.batch_window_ms / 1000,
+            coalescer=Coalescer(s.batch_window_ms / 1000),
         )
     return _once("process", build)

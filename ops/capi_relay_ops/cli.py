@@ -18,9 +18,19 @@ def _read_body(path: str | None) -> Any:
     return json.loads(text)
 
 
+#: preview flags and the settings they stand for (the environment variable wins when unset)
+PREVIEW_FLAGS = {"country": "DEFAULT_COUNTRY", "consent_policy": "CONSENT_POLICY",
+                 "consent_missing": "CONSENT_MISSING", "ldu_regions": "LDU_REGIONS",
+                 "redact": "REDACT_FIELDS", "field_aliases": "FIELD_ALIASES",
+                 "event_names": "EVENT_NAME_MAP", "currency": "DEFAULT_CURRENCY"}
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
-    from capi_relay.core.mapping import MappingConfig, RequestContext, to_capi_event
+    from capi_relay.bootstrap import rules_from
+    from capi_relay.core.errors import ConfigurationError
+    from capi_relay.core.mapping import RequestContext
     from capi_relay.entrypoints.web import parse_events
+    from capi_relay_ops.preview import enricher_for, preview, settings_for
 
     try:
         raw = _read_body(args.file)
@@ -31,50 +41,49 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if problem:
         print(f"capi-relay preview: {problem}", file=sys.stderr)
         return 2
+    try:
+        settings = settings_for({env: getattr(args, flag) for flag, env in PREVIEW_FLAGS.items()})
+        rules = rules_from(settings)
+        enrich = enricher_for(args.profiles, settings)
+    except ConfigurationError as exc:
+        print(f"capi-relay preview: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        detail = str(exc) if isinstance(exc, ValueError) and str(exc).startswith("profiles") \
+            else type(exc).__name__
+        print(f"capi-relay preview: cannot read --profiles: {detail}", file=sys.stderr)
+        return 2
     now = float(args.now) if args.now is not None else time.time()
-    config = MappingConfig.from_settings(default_country=args.country,
-                                         default_currency=args.currency)
-    # what the HTTP request would add where an event lacks it (a browser posting the event)
-    request = RequestContext(ip=args.ip, user_agent=args.user_agent)
-    data, rejected, explained = [], [], []
-    for index, event in enumerate(events):
-        mapped = to_capi_event(event, now=now, new_id=lambda: str(uuid.uuid4()), config=config,
-                               request=request, explain=True)
-        if args.explain:
-            explained.append(_explanation(index, mapped))
-        if mapped.event is not None:
-            data.append(mapped.event.to_wire())
-        else:
-            # what was found all the same (names only), so a thin input is told from a refused one
-            found = sorted(f.split(".", 1)[1] for f in mapped.explanation["fields"]
-                           if f.startswith("user_data."))
-            entry = {"index": index, "errors": list(mapped.reasons), "match_keys_found": found}
-            if "draft" in mapped.explanation:  # the event once the errors are fixed
-                entry["draft"] = mapped.explanation["draft"]
-            rejected.append(entry)
-            for reason in mapped.reasons:
-                print(f"event {index}: {reason}", file=sys.stderr)
-    out = {"data": data}
-    if rejected:
-        out["rejected"] = rejected
-    if args.explain:
-        out["explain"] = explained
+    with _quiet_logs():  # the enricher logs as the processor does; preview prints, not logs
+        # what the HTTP request would add where an event lacks it (a browser posting it)
+        out = preview(events, now=now, rules=rules, enrich=enrich,
+                      new_id=lambda: str(uuid.uuid4()),
+                      request=RequestContext(ip=args.ip, user_agent=args.user_agent),
+                      explain=args.explain)
+    for row in out.get("rejected", ()):
+        for reason in row["errors"]:
+            print(f"event {row['index']}: {reason}", file=sys.stderr)
+    for row in out.get("not_sent", ()):
+        detail = f" ({row['detail']})" if row.get("detail") else ""
+        print(f"event {row['index']}: not sent: {row['reason']}{detail}", file=sys.stderr)
     print(json.dumps(out, indent=2 if args.pretty else None, sort_keys=True))
     return 0
 
 
-def _explanation(index: int, mapped: Any) -> dict[str, Any]:
-    """Per event: each CAPI field with the input path it came from, the fields dropped and
-    why, and input keys that look personal but were not used (names only, never values)."""
-    from capi_relay.core.meta_rules import customer_information_problem
+def _quiet_logs():
+    import contextlib
+    import io
 
-    out: dict[str, Any] = {"index": index, **{k: v for k, v in (mapped.explanation or {}).items()
-                                               if k != "draft"}}
-    if mapped.event is not None:
-        problem = customer_information_problem(mapped.event.user_data)
-        if problem:
-            out["would_be_dead_lettered"] = problem
-    return out
+    from capi_relay import log
+
+    @contextlib.contextmanager
+    def quiet():
+        log.set_stream(io.StringIO())
+        try:
+            yield
+        finally:
+            log.set_stream(None)
+    return quiet()
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
@@ -92,10 +101,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="capi-relay", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    preview = sub.add_parser("preview", help="print the CAPI events the relay would send")
+    preview = sub.add_parser(
+        "preview", help="print the CAPI events the relay would send, and why others would not",
+        description="Runs every step the relay runs (mapping, consent, enrichment, regional "
+        "rules, hash guard, Meta's rules) with the deployment's settings: environment "
+        "variables, or the flags below, which override them.")
     preview.add_argument("file", nargs="?", help="JSON body (default: stdin)")
     preview.add_argument("--now", type=float, help="the clock, as epoch seconds")
-    preview.add_argument("--country", help="default country for phone numbers (alpha-2)")
+    preview.add_argument("--country", help="default country for phone numbers (alpha-2); "
+                         "DEFAULT_COUNTRY")
+    preview.add_argument("--consent-policy", choices=("strict", "strip_user_data"),
+                         help="CONSENT_POLICY: drop events whose consent is denied, or send "
+                         "them without user data")
+    preview.add_argument("--consent-missing", choices=("send", "drop"),
+                         help="CONSENT_MISSING: what to do with events that carry no consent")
+    preview.add_argument("--ldu-regions", help="LDU_REGIONS, e.g. us-ca,us-co")
+    preview.add_argument("--redact", help="REDACT_FIELDS, JSON, e.g. "
+                         "'{\"eu\": [\"client_ip_address\"]}'")
+    preview.add_argument("--field-aliases", help="FIELD_ALIASES, JSON")
+    preview.add_argument("--event-names", help="EVENT_NAME_MAP, JSON")
+    preview.add_argument("--profiles", metavar="FILE",
+                         help="simulate enrichment from a JSON file of profile documents "
+                         "(document id -> document, or a list of profiles)")
     preview.add_argument("--pretty", action="store_true", help="indent the output")
     preview.add_argument("--currency", help="default currency (ISO 4217), as DEFAULT_CURRENCY")
     preview.add_argument("--user-agent", help="as if posted by this browser (request header)")

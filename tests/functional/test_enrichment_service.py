@@ -2,23 +2,23 @@
 
 import json
 
-from capi_relay.app.enrichment import Enricher, build_enricher, guard_hashed
-from capi_relay.app.idempotency import Idempotency
-from capi_relay.app.process import DeliveryPolicy, ProcessService
+from capi_relay.app.enrichment import Enricher
+from capi_relay.bootstrap import build_enricher, rules_from
 from capi_relay.config import Settings
+from capi_relay.core import pipeline
 from capi_relay.core.envelope import QueuedEvent, decode, encode
 from capi_relay.core.mapping import to_capi_event
 from capi_relay.core.model import HASHED_KEYS, CapiEvent, UserData
 from capi_relay.core.normalize import prepare, sha256_hex
+from capi_relay.core.pipeline import guard_hashed
 from capi_relay.core.profiles import Profile
 from capi_relay.core.regional import RegionalRules
 from fakes import (
     FakeClock,
     FakePublisher,
-    FakeSecret,
-    MemoryBackend,
     MemoryProfileStore,
     ScriptedGraph,
+    make_processor,
 )
 from samples import NOW, load_event
 
@@ -40,12 +40,10 @@ def build(store=None, *, rules=None, writeback=True, **policy):
     store = store if store is not None else MemoryProfileStore()
     graph = ScriptedGraph()
     dead = FakePublisher()
-    service = ProcessService(
-        client=graph, secrets=FakeSecret(),
-        idempotency=Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600),
-        clock=FakeClock(NOW), policy=DeliveryPolicy(pixel_id="px", **policy),
-        dead_letter=dead, sleep=lambda s: None,
-        enrich=Enricher(store, rules, writeback=writeback))
+    service = make_processor(
+        graph, clock=FakeClock(NOW), dead_letter=dead,
+        rules=pipeline.Policy(regional=rules) if rules else None,
+        enrich=Enricher(store, writeback=writeback), **policy)
     return service, store, graph, dead
 
 
@@ -213,9 +211,7 @@ def test_plain_callable_enricher_still_works():
         return q.event
 
     graph = ScriptedGraph()
-    service = ProcessService(client=graph, secrets=FakeSecret(),
-                             idempotency=Idempotency(MemoryBackend()), clock=FakeClock(NOW),
-                             policy=DeliveryPolicy(pixel_id="px"), enrich=enrich)
+    service = make_processor(graph, clock=FakeClock(NOW), enrich=enrich)
     service.process(encode([queued("page_view.json")]))
     assert calls == ["pv-4004"] and graph.sent_ids == ["pv-4004"]
 
@@ -240,5 +236,6 @@ def test_build_enricher_from_settings_does_no_io():
                                   "PROFILE_WRITEBACK": "false"})
     enricher = build_enricher(settings)
     assert enricher.store.collection == "crm_profiles" and enricher.store._db is None
-    assert enricher.writeback is False and len(enricher.rules.ldu) == 1
-    assert len(enricher.rules.redact) == 27
+    assert enricher.writeback is False
+    rules = rules_from(settings).regional
+    assert len(rules.ldu) == 1 and len(rules.redact) == 27

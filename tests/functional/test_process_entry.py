@@ -7,11 +7,9 @@ import pytest
 from functions_framework import create_app
 
 from capi_relay import bootstrap
-from capi_relay.app.idempotency import Idempotency
-from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.core.envelope import QueuedEvent, encode
 from capi_relay.core.mapping import to_capi_event
-from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
+from fakes import FakeClock, FakePublisher, ScriptedGraph, make_processor
 from samples import NOW, load_event
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -26,10 +24,7 @@ def push(data: bytes, attributes=None):
 @pytest.fixture
 def wired():
     graph = ScriptedGraph()
-    service = ProcessService(client=graph, secrets=FakeSecret(),
-                             idempotency=Idempotency(MemoryBackend()), clock=FakeClock(NOW),
-                             policy=DeliveryPolicy(pixel_id="px"), dead_letter=FakePublisher(),
-                             sleep=lambda s: None)
+    service = make_processor(graph, clock=FakeClock(NOW), dead_letter=FakePublisher())
     bootstrap.use(process=service)
     client = create_app(target="process", source=MAIN,
                         signature_type="cloudevent").test_client()

@@ -4,12 +4,10 @@ import json
 
 import pytest
 
-from capi_relay.app.idempotency import Idempotency
-from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.core.envelope import QueuedEvent, decode, encode
 from capi_relay.core.errors import TokenProblem, TransientError
 from capi_relay.core.mapping import to_capi_event
-from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph, graph_error
+from fakes import FakeClock, FakePublisher, FakeSecret, ScriptedGraph, graph_error, make_processor
 
 NOW = 1_732_450_000.0
 
@@ -27,11 +25,7 @@ def queued(n, *, consent=None, offset=0, age=0):
 
 def build(graph=None, secret=None, **policy):
     dead = FakePublisher()
-    service = ProcessService(
-        client=graph or ScriptedGraph(), secrets=secret or FakeSecret(),
-        idempotency=Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600),
-        clock=FakeClock(NOW), policy=DeliveryPolicy(pixel_id="px", **policy),
-        dead_letter=dead, sleep=lambda s: None)
+    service = make_processor(graph, secret, dead_letter=dead, clock=FakeClock(NOW), **policy)
     return service, dead
 
 
@@ -39,9 +33,10 @@ def test_one_message_one_request_and_redelivery_not_resent():
     service, _ = build()
     data = encode(queued(250))
     report = service.process(data)
-    assert report.sent == 250 and service.client.calls and len(service.client.calls) == 1
+    calls = service.sender.client.calls
+    assert report.sent == 250 and len(calls) == 1
     again = service.process(data)
-    assert again.sent == 0 and again.duplicates == 250 and len(service.client.calls) == 1
+    assert again.sent == 0 and again.duplicates == 250 and len(service.sender.client.calls) == 1
 
 
 def test_bad_neighbour_bisected_rest_sent_bad_one_dead_lettered():
@@ -55,7 +50,7 @@ def test_bad_neighbour_bisected_rest_sent_bad_one_dead_lettered():
     service, dead = build(ScriptedGraph(answer))
     report = service.process(encode(queued(64)))
     assert report.sent == 62 and report.dead_lettered == 2
-    accepted = [e for events, _ in service.client.calls for e in events
+    accepted = [e for events, _ in service.sender.client.calls for e in events
                 if not bad & {x["event_id"] for x in events}]
     assert sorted(e["event_id"] for e in accepted) == sorted(f"e{i}" for i in range(64)
                                                               if f"e{i}" not in bad)
@@ -78,7 +73,7 @@ def test_transient_failure_raises_releases_and_next_delivery_sends_once():
         service.process(data)
     report = service.process(data)
     assert report.sent == 3
-    ok_calls = [c for c in service.client.calls][-1]
+    ok_calls = [c for c in service.sender.client.calls][-1]
     assert len(ok_calls[0]) == 3
 
 
@@ -91,7 +86,7 @@ def test_expired_token_rereads_secret_once_then_succeeds():
     secret = FakeSecret("old", "new")
     service, _ = build(ScriptedGraph(answer), secret)
     assert service.process(encode(queued(2))).sent == 2
-    assert [t for _, t in service.client.calls] == ["old", "new"]
+    assert [t for _, t in service.sender.client.calls] == ["old", "new"]
 
 
 def test_token_still_bad_is_held_not_dropped_and_does_not_burn_attempts(capsys):
@@ -121,20 +116,20 @@ def test_too_old_never_sent_but_dead_lettered():
     service, dead = build()
     old = queued(1, age=8 * 86400)
     report = service.process(encode(old))
-    assert report.dead_lettered == 1 and service.client.calls == []
+    assert report.dead_lettered == 1 and service.sender.client.calls == []
     assert dead.messages[0][1]["reason"] == "too_old"
 
 
 def test_consent_denied_not_sent():
     service, _ = build()
     report = service.process(encode(queued(2, consent={"x-ga-gcs": "G100"})))
-    assert report.consent_dropped == 2 and service.client.calls == []
+    assert report.consent_dropped == 2 and service.sender.client.calls == []
 
 
 def test_strip_user_data_policy_keeps_ip_and_agent_only():
     service, _ = build(consent_policy="strip_user_data")
     service.process(encode(queued(1, consent={"x-ga-gcs": "G100"})))
-    sent = service.client.calls[0][0][0]["user_data"]
+    sent = service.sender.client.calls[0][0][0]["user_data"]
     assert set(sent) == {"client_ip_address", "client_user_agent"}
 
 
@@ -149,7 +144,7 @@ def test_more_than_1000_events_in_as_few_requests_as_possible():
     events = queued(1000) + queued(500, offset=1000)
     report = service.process(encode(events))
     assert report.sent == 1500
-    assert [len(c[0]) for c in service.client.calls] == [1000, 500]
+    assert [len(c[0]) for c in service.sender.client.calls] == [1000, 500]
 
 
 def test_concurrent_messages_coalesce_into_few_requests_each_settled_on_its_own():
@@ -196,7 +191,7 @@ def test_a_secret_outage_releases_claims_at_once():
     data = encode(queued(2))
     with pytest.raises(TransientError):
         service.process(data)
-    service.secrets = FakeSecret()
+    service.sender.secrets = FakeSecret()
     assert service.process(data).sent == 2  # not BUSY until a lease runs out
 
 

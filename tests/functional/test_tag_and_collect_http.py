@@ -9,13 +9,11 @@ import pytest
 from functions_framework import create_app
 
 from capi_relay import bootstrap
-from capi_relay.app.idempotency import Idempotency
 from capi_relay.app.ingest import IngestService
-from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.config import Settings
 from capi_relay.core.envelope import decode
 from capi_relay.core.mapping import EVENT_NAMES, PLATFORM_EVENT_NAMES
-from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
+from fakes import FakeClock, FakePublisher, ScriptedGraph, make_processor
 from samples import NOW
 
 MAIN = str(Path(__file__).resolve().parents[2] / "functions" / "main.py")
@@ -214,9 +212,6 @@ def test_collect_consent_denied_reaches_the_queue_and_the_processor_drops_it(cli
     assert client.get(f"/g/collect?{denied}&en=page_view", headers=UA).status_code == 204
     (data, _), = publisher.messages
     graph = ScriptedGraph()
-    processor = ProcessService(
-        client=graph, secrets=FakeSecret(), clock=FakeClock(NOW),
-        idempotency=Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600),
-        policy=DeliveryPolicy(pixel_id="px"), sleep=lambda s: None)
+    processor = make_processor(graph, clock=FakeClock(NOW))
     report = processor.process(data)
     assert report.consent_dropped == 1 and report.sent == 0 and graph.calls == []

@@ -263,13 +263,14 @@ def test_metric_filter_matches_a_log_line_the_code_writes(tf, calls, name):
 
 @pytest.mark.parametrize("edit, broken", [
     # (file, old, new) of functions/, and the metric that must then complain
-    (("capi_relay/app/process.py", 'log.info("sent"', 'log.info("delivered"'), "events_sent"),
+    (("capi_relay/app/sender.py", 'log.info("sent"', 'log.info("delivered"'), "events_sent"),
     (("capi_relay/app/process.py", 'cause="token"', 'cause="auth"'), "token_errors"),
-    (("capi_relay/app/process.py", "batch_size=len(batch),\n                     events_received",
+    (("capi_relay/app/sender.py", "batch_size=len(batch),\n                     events_received",
       "events_received"), "events_sent"),
     (("capi_relay/app/process.py", '"rejected: insufficient customer information"',
       '"rejected: too few keys"'), "insufficient_customer_information"),
-    (("capi_relay/app/process.py", 'consent=decision.reason', 'policy=decision.reason'),
+    (("capi_relay/app/process.py", 'consent=decision.consent.reason',
+      'policy=decision.consent.reason'),
      "consent_drops"),
 ])
 def test_a_renamed_log_line_breaks_the_check(tf, tmp_path, edit, broken):
@@ -301,12 +302,10 @@ def test_a_process_run_writes_the_lines_the_metrics_count(logs):
     """The processor's own lines, not just its source, carry what the filters read."""
     from dataclasses import replace
 
-    from capi_relay.app.idempotency import Idempotency
-    from capi_relay.app.process import DeliveryPolicy, ProcessService
     from capi_relay.core.envelope import QueuedEvent, encode
     from capi_relay.core.errors import TokenProblem
     from capi_relay.core.mapping import to_capi_event
-    from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
+    from fakes import FakeClock, FakePublisher, ScriptedGraph, make_processor
 
     now = 1_732_450_000.0
 
@@ -316,11 +315,8 @@ def test_a_process_run_writes_the_lines_the_metrics_count(logs):
         return QueuedEvent(to_capi_event(raw, now=now, new_id=lambda: "x").event, None, {}, ())
 
     def build(graph):
-        return ProcessService(
-            client=graph, secrets=FakeSecret(),
-            idempotency=Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600),
-            clock=FakeClock(now), policy=DeliveryPolicy(pixel_id="px", consent_missing="send"),
-            dead_letter=FakePublisher(), sleep=lambda s: None)
+        return make_processor(graph, clock=FakeClock(now), consent_missing="send",
+                              dead_letter=FakePublisher())
 
     old = QueuedEvent(replace(queued(2).event, event_time=int(now - 30 * 86400)), None, {}, ())
     denied = QueuedEvent(queued(3).event, None, {"consent": {"ad_user_data": "denied"}}, ())
@@ -345,11 +341,9 @@ def test_a_process_run_writes_the_lines_the_metrics_count(logs):
 def test_process_counts_events_without_enough_customer_information(logs):
     """Meta's sufficiency rule runs in the processor after enrichment (issue 15): ingest
     accepts a thin event, the processor dead-letters it and writes the counted line."""
-    from capi_relay.app.idempotency import Idempotency
     from capi_relay.app.ingest import IngestService
-    from capi_relay.app.process import DeliveryPolicy, ProcessService
     from capi_relay.core.mapping import DEFAULT_CONFIG, RequestContext
-    from fakes import FakeClock, FakePublisher, FakeSecret, MemoryBackend, ScriptedGraph
+    from fakes import FakeClock, FakePublisher, make_processor
 
     queue = FakePublisher()
     service = IngestService(queue, FakeClock(), lambda: "id", DEFAULT_CONFIG)
@@ -360,10 +354,6 @@ def test_process_counts_events_without_enough_customer_information(logs):
                    RequestContext())
     (ingested,) = [x for x in logs() if x["message"] == "ingested"]
     assert ingested["accepted"] == 3
-    ProcessService(client=ScriptedGraph(), secrets=FakeSecret(),
-                   idempotency=Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600),
-                   clock=FakeClock(), policy=DeliveryPolicy(pixel_id="px"),
-                   dead_letter=FakePublisher(), sleep=lambda s: None).process(
-        *queue.messages[0])
+    make_processor(clock=FakeClock(), dead_letter=FakePublisher()).process(*queue.messages[0])
     (line,) = [x for x in logs() if x["message"] == "rejected: insufficient customer information"]
     assert line["count"] == 2 and line["component"] == "process"

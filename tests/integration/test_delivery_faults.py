@@ -65,7 +65,7 @@ def idempotency_states(stack, raw_events):
 
     from google.cloud import firestore
 
-    from capi_relay.app.idempotency import event_key
+    from capi_relay.app.ledger import event_key
     from capi_relay.core.mapping import EVENT_NAMES
 
     os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{stack.firestore_port}"

@@ -10,8 +10,6 @@ import pytest
 
 from capi_relay.adapters.firestore import FirestoreProfileStore
 from capi_relay.app.enrichment import Enricher
-from capi_relay.app.idempotency import Idempotency
-from capi_relay.app.process import DeliveryPolicy, ProcessService
 from capi_relay.core.envelope import QueuedEvent, encode
 from capi_relay.core.mapping import to_capi_event
 from capi_relay.core.normalize import prepare, sha256_hex
@@ -19,7 +17,7 @@ from capi_relay.core.profiles import LINK_TTL_SECONDS, Profile, Write, link_doc_
 from capi_relay_dev.localstack import PROJECT, free_port, start_emulator
 from capi_relay_ops import cli
 from emulators import require_emulators
-from fakes import FakeClock, FakeSecret, MemoryBackend, ScriptedGraph
+from fakes import FakeClock, ScriptedGraph, make_processor
 from samples import EVENTS, NOW, load_event
 
 pytestmark = pytest.mark.integration
@@ -60,9 +58,7 @@ def queued(name, *, client_id=None, **extra):
 def service_on(db, collection):
     graph = ScriptedGraph()
     store = FirestoreProfileStore(PROJECT, collection, client=db)
-    service = ProcessService(client=graph, secrets=FakeSecret(),
-                             idempotency=Idempotency(MemoryBackend()), clock=FakeClock(NOW),
-                             policy=DeliveryPolicy(pixel_id="px"), enrich=Enricher(store))
+    service = make_processor(graph, clock=FakeClock(NOW), enrich=Enricher(store))
     return service, graph, store
 
 

@@ -59,7 +59,7 @@ def test_batch_with_bad_neighbour_good_ones_delivered_in_one_request(stack):
 def test_idempotency_record_in_firestore_says_sent(stack, monkeypatch):
     from google.cloud import firestore
 
-    from capi_relay.app.idempotency import event_key
+    from capi_relay.app.ledger import event_key
 
     event = load_event("page_view.json")
     event["event_id"] = f"fs-{uuid.uuid4()}"

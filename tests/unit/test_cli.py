@@ -103,3 +103,44 @@ def test_preview_as_if_posted_by_a_browser():
     assert event["event_name"] == "Purchase" and event["custom_data"]["value"] == 5
     assert event["user_data"]["client_ip_address"] == "203.0.113.5"
     assert event["user_data"]["em"] == [hashlib.sha256(b"a@example.com").hexdigest()]
+
+
+def test_preview_withholds_denied_consent_and_strips_per_the_policy_flag_or_variable(tmp_path):
+    lead = json.loads((EVENTS / "lead.json").read_text())
+    body = json.dumps([{**lead, "x-ga-gcd": "13p3p3p3p5"},
+                       {**lead, "event_id": "ok", "x-ga-gcd": "13r3r3r3r5l1"}])
+    strict = run("preview", "--now", str(NOW), stdin=body)
+    out = json.loads(strict.stdout)
+    assert [e["event_id"] for e in out["data"]] == ["ok"]
+    assert out["not_sent"] == [{"index": 0, "event_id": "lead-3003", "reason": "consent",
+                                "detail": "denied:ad_storage,ad_user_data"}]
+    assert "event 0: not sent: consent (denied:ad_storage,ad_user_data)" in strict.stderr
+    by_flag = run("preview", "--now", str(NOW), "--consent-policy", "strip_user_data",
+                  stdin=body)
+    by_variable = subprocess.run(
+        [*CLI, "preview", "--now", str(NOW)], input=body, capture_output=True, text=True,
+        env={"PYTHONPATH": FUNCTIONS, "PATH": "/usr/bin:/bin",
+             "CONSENT_POLICY": "strip_user_data"}, timeout=60)
+    assert by_flag.stdout == by_variable.stdout
+    stripped = json.loads(by_flag.stdout)["data"][0]
+    assert set(stripped["user_data"]) == {"client_ip_address", "client_user_agent"}
+
+
+def test_preview_simulates_enrichment_from_a_profiles_file_and_refuses_bad_settings(tmp_path):
+    em = hashlib.sha256(b"known@example.com").hexdigest()
+    external_id = hashlib.sha256(b"customer-7").hexdigest()
+    link = "link_cid_" + hashlib.sha256(b"555.666").hexdigest()
+    path = tmp_path / "profiles.json"
+    path.write_text(json.dumps({link: {"external_id": external_id, "keys": {"em": [em]},
+                                       "expire_at": NOW + 3600}}))
+    page_view = (EVENTS / "page_view.json").read_text()
+    plain = json.loads(run("preview", "--now", str(NOW), stdin=page_view).stdout)
+    enriched = json.loads(run("preview", "--now", str(NOW), "--profiles", str(path),
+                              stdin=page_view).stdout)
+    assert "em" not in plain["data"][0]["user_data"]
+    assert enriched["data"][0]["user_data"]["em"] == [em]
+    assert enriched["data"][0]["user_data"]["external_id"] == [external_id]
+    bad = run("preview", "--ldu-regions", "zz-nowhere", stdin=page_view)
+    assert bad.returncode == 2 and "LDU_REGIONS" in bad.stderr
+    missing = run("preview", "--profiles", str(tmp_path / "none.json"), stdin=page_view)
+    assert missing.returncode == 2 and "--profiles" in missing.stderr

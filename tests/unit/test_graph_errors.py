@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from capi_relay.core.delivery import DeadLetter, DeadReason
 from capi_relay.core.errors import (
-    EventRejected,
-    EventTooOld,
     GraphUnavailable,
     Throttled,
     TokenProblem,
@@ -104,9 +103,10 @@ def test_retry_hints_from_headers():
     (classify(400, {"error": {"code": 17}}, headers={"Retry-After": "9"}), Throttled),
     (classify(400, {"error": {"code": 368}}), Throttled),
     (classify(400, {"error": {"code": 190, "error_subcode": 463}}), TokenProblem),
-    (classify(400, {"error": {"code": 100, "error_subcode": 2804003}}), EventTooOld),
-    (classify(400, {"error": {"code": 100, "error_subcode": 2804050}}), EventRejected),
-    (classify(400, {"error": {"code": 506}}), EventRejected),
+    # permanent refusals are no exception: the processor records them as a DeadLetter
+    (classify(400, {"error": {"code": 100, "error_subcode": 2804003}}), type(None)),
+    (classify(400, {"error": {"code": 100, "error_subcode": 2804050}}), type(None)),
+    (classify(400, {"error": {"code": 506}}), type(None)),
 ])
 def test_outcomes_map_onto_the_exception_tree(outcome, expected):
     error = outcome.to_error()
@@ -114,8 +114,15 @@ def test_outcomes_map_onto_the_exception_tree(outcome, expected):
     assert outcome.retryable is (expected in (GraphUnavailable, Throttled, TokenProblem))
     if isinstance(error, Throttled) and outcome.code == 17:
         assert error.retry_after == 9.0
-    if isinstance(error, EventRejected):
-        assert (error.code, error.subcode) == (outcome.code, outcome.subcode)
+
+
+def test_a_refusal_becomes_a_typed_dead_letter_record():
+    outcome = classify(400, {"error": {"code": 100, "error_subcode": 2804003,
+                                       "message": "Invalid parameter"}})
+    letter = DeadLetter.rejected(outcome)
+    assert (letter.reason, letter.code, letter.subcode) == (DeadReason.REJECTED, 100, 2804003)
+    assert letter.attributes() == {"reason": "rejected", "code": "100", "subcode": "2804003",
+                                   "detail": "100/2804003: " + outcome.message}
 
 
 def test_ok_is_no_error():

@@ -1,4 +1,4 @@
-"""The ingest service: map and hash each event, publish the good ones, say what became of each."""
+"""The ingest service: the pipeline's mapping step for each event, the good ones published."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Any, Callable
 
 from capi_relay import log
 from capi_relay.app.ports import Clock, Publisher
+from capi_relay.core import pipeline
 from capi_relay.core.envelope import QueuedEvent, chunks, encode
 from capi_relay.core.mapping import (  # RequestContext: re-exported for the transport
     DEFAULT_CONFIG,
     MappingConfig,
     RequestContext,
-    to_capi_event,
 )
 from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST
 
@@ -31,7 +31,7 @@ class IngestService:
         self.publisher = publisher
         self.clock = clock
         self.new_id = new_id
-        self.mapping = mapping
+        self.rules = pipeline.Policy(mapping=mapping)  # ingest runs step 1 only: mapping
 
     def ingest(self, events: list[Any], request: RequestContext, *,
                allowed_events: frozenset[str] | None = None) -> IngestResult:
@@ -44,8 +44,8 @@ class IngestService:
         dropped: list[dict[str, Any]] = []
         for index, raw in enumerate(events):
             try:
-                mapped = to_capi_event(raw, now=now, new_id=self.new_id, config=self.mapping,
-                                       request=request)
+                mapped = pipeline.admit(raw, now=now, new_id=self.new_id, policy=self.rules,
+                                        request=request)
             except Exception as exc:  # a mapping bug costs this event only, never its batch
                 log.error("event could not be mapped", component="ingest",
                           error_type=type(exc).__name__)
@@ -60,8 +60,7 @@ class IngestService:
                 rejected.append({"index": index,
                                  "errors": ["event_name: not allowed for this source"]})
                 continue
-            good.append(QueuedEvent(mapped.event, mapped.client_id, mapped.consent,
-                                    mapped.dropped))
+            good.append(pipeline.queued(mapped))
         for chunk in chunks(good, max_events=MAX_EVENTS_PER_REQUEST):
             self.publisher.publish(encode(chunk), {"count": str(len(chunk)),
                                                    "source": "ingest"})

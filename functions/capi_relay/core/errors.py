@@ -1,10 +1,8 @@
 """The relay's exception tree; every failure the service acts on is one of these.
 
     RelayError
-    ├── PermanentError            retrying cannot help: record it, ack or dead-letter
-    │   ├── InvalidEvent          the event breaks Meta's rules (names the field, never the value)
-    │   ├── EventRejected         Meta refused the event (code/subcode kept, message sanitized)
-    │   ├── EventTooOld           outside Meta's event_time window
+    ├── PermanentError            retrying cannot help
+    │   ├── InvalidEvent          unreadable message or event (names the field, never the value)
     │   └── ConfigurationError    a required setting is missing or malformed
     └── TransientError            may pass on retry: raise so Pub/Sub redelivers
         ├── GraphUnavailable      5xx, timeout, connection error, transient Graph codes
@@ -13,6 +11,9 @@
         ├── StoreUnavailable      Firestore could not be reached
         ├── PublishFailed         Pub/Sub did not take the message
         └── KeysUnavailable       the source keys secret has never been readable (answered 503)
+
+An event Meta refuses, or one outside its time window, is not an exception: the processor
+records it as a ``delivery.DeadLetter`` (reason, code, subcode, message) and acknowledges it.
 """
 
 from __future__ import annotations
@@ -37,17 +38,6 @@ class InvalidEvent(PermanentError):
     def __init__(self, reasons: list[str] | tuple[str, ...]):
         self.reasons = tuple(reasons)
         super().__init__("; ".join(self.reasons))
-
-
-class EventRejected(PermanentError):
-    def __init__(self, message: str, code: int | None = None, subcode: int | None = None):
-        self.code = code
-        self.subcode = subcode
-        super().__init__(message)
-
-
-class EventTooOld(PermanentError):
-    pass
 
 
 class ConfigurationError(PermanentError):

@@ -17,14 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from capi_relay.core.errors import (
-    EventRejected,
-    EventTooOld,
-    GraphUnavailable,
-    RelayError,
-    Throttled,
-    TokenProblem,
-)
+from capi_relay.core.errors import GraphUnavailable, Throttled, TokenProblem, TransientError
 
 
 class Verdict(str, Enum):
@@ -52,8 +45,6 @@ TOKEN_CODES: frozenset[int] = frozenset({3, 10, 102, 104, 190}) | frozenset(rang
 MISSING_PERMISSION_SUBCODE = 33
 #: code 100 with a subcode in this block: an event parameter is invalid (e.g. 2804003 too old).
 INVALID_EVENT_SUBCODES = range(2804000, 2805000)
-#: The one invalid-event subcode the relay maps to its own exception: event_time out of window.
-EVENT_TOO_OLD_SUBCODE = 2804003
 
 MESSAGE_LIMIT = 200
 
@@ -132,14 +123,12 @@ class GraphOutcome:
         text = self.user_title or self.message
         return " ".join(parts) + (f": {text}" if text else "")
 
-    def to_error(self) -> RelayError | None:
-        """The exception from ``capi_relay.core.errors`` this outcome stands for; None when OK.
-
-        Returned, not raised: the service decides whether to raise (retry) or record (ack).
+    def to_error(self) -> TransientError | None:
+        """The exception from ``capi_relay.core.errors`` the processor raises for this answer,
+        so Pub/Sub redelivers; None when there is nothing to retry (OK, or a permanent refusal,
+        which is recorded as a ``delivery.DeadLetter`` instead).
         """
         summary = self.describe()
-        if self.verdict is Verdict.OK:
-            return None
         if self.verdict is Verdict.TRANSIENT:
             unavailable = GraphUnavailable(summary)
             unavailable.retry_after = self.retry_after
@@ -148,9 +137,7 @@ class GraphOutcome:
             return Throttled(summary, retry_after=self.retry_after)
         if self.verdict is Verdict.TOKEN:
             return TokenProblem(summary)
-        if self.verdict is Verdict.INVALID_EVENT and self.subcode == EVENT_TOO_OLD_SUBCODE:
-            return EventTooOld(summary)
-        return EventRejected(summary, code=self.code, subcode=self.subcode)
+        return None
 
 
 def _as_int(value: Any) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Iterable, TypeVar
 
 _T = TypeVar("_T")
 
@@ -89,6 +89,28 @@ class UserData:
         """Names of the match keys that carry a value, in wire order."""
         values = self.__dict__  # the fields, read without a getattr per name
         return tuple(name for name in _USER_DATA_FIELDS if values[name])
+
+    def without(self, keys: Iterable[str]) -> "UserData":
+        """These match keys with ``keys`` removed; ``self`` when none of them carries a value."""
+        values = self.__dict__
+        gone = [key for key in keys if values.get(key)]
+        if not gone:
+            return self
+        state = values.copy()
+        for key in gone:
+            state[key] = _USER_DATA_DEFAULTS[key]
+        return assemble(UserData, state)
+
+    def with_values(self, **values: Any) -> "UserData":
+        """These match keys with ``values`` set (hashed keys take tuples); unknown names raise."""
+        unknown = values.keys() - _USER_DATA_DEFAULTS.keys()
+        if unknown:
+            raise TypeError(f"not user_data fields: {sorted(unknown)}")
+        if not values:
+            return self
+        state = self.__dict__.copy()
+        state.update(values)
+        return assemble(UserData, state)
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

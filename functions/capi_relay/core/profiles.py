@@ -205,10 +205,8 @@ def missing_keys(user_data: UserData, profile: Profile) -> dict[str, tuple[str, 
 
 def fill(user_data: UserData, keys: Mapping[str, tuple[str, ...]]) -> UserData:
     """``user_data`` with ``keys`` added (the keys come from ``missing_keys``)."""
-    wire = user_data.to_wire()
-    for key, values in keys.items():
-        wire.setdefault(key, list(values))
-    return UserData.from_wire(wire)
+    return user_data.with_values(**{key: tuple(values) for key, values in keys.items()
+                                    if not getattr(user_data, key)})
 
 
 # --- write-back --------------------------------------------------------------------------------

@@ -126,6 +126,5 @@ def apply(event: CapiEvent, decision: RegionalDecision) -> CapiEvent:
         event = replace(event, data_processing_options=("LDU",),
                         data_processing_options_country=0, data_processing_options_state=0)
     if decision.redact:
-        kept = {k: v for k, v in event.user_data.to_wire().items() if k not in decision.redact}
-        event = replace(event, user_data=UserData.from_wire(kept))
+        event = replace(event, user_data=event.user_data.without(decision.redact))
     return event

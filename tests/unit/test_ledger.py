@@ -2,9 +2,9 @@
 
 import pytest
 
-from capi_relay.app.idempotency import (
+from capi_relay.app.ledger import (
     Claim,
-    Idempotency,
+    DeliveryLedger,
     State,
     decide_claim,
     event_key,
@@ -46,7 +46,7 @@ def test_key_separates_pixel_name_and_id():
 
 
 def test_claim_sent_then_redelivery_is_acknowledged():
-    store = Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600)
+    store = DeliveryLedger(MemoryBackend(), lease_seconds=60, ttl_seconds=3600)
     first = store.claim("k", NOW)
     assert first.claim is Claim.SEND
     assert store.claim("k", NOW + 1).claim is Claim.BUSY
@@ -55,7 +55,7 @@ def test_claim_sent_then_redelivery_is_acknowledged():
 
 
 def test_release_lets_the_next_delivery_claim_with_attempts_counted():
-    store = Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600)
+    store = DeliveryLedger(MemoryBackend(), lease_seconds=60, ttl_seconds=3600)
     first = store.claim("k", NOW)
     store.release("k", NOW + 1, first.attempts)
     again = store.claim("k", NOW + 2)
@@ -63,7 +63,7 @@ def test_release_lets_the_next_delivery_claim_with_attempts_counted():
 
 
 def test_crashed_holder_lease_expires():
-    store = Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=3600)
+    store = DeliveryLedger(MemoryBackend(), lease_seconds=60, ttl_seconds=3600)
     store.claim("k", NOW)
     assert store.claim("k", NOW + 59).claim is Claim.BUSY
     assert store.claim("k", NOW + 61).claim is Claim.SEND
@@ -79,13 +79,13 @@ def test_lost_race_on_create_is_busy_not_double_claimed():
         def create(self, key, record):
             return backend.create(key, record)
 
-    store = Idempotency(Racing(), lease_seconds=60, ttl_seconds=3600)
+    store = DeliveryLedger(Racing(), lease_seconds=60, ttl_seconds=3600)
     assert store.claim("k", NOW).claim is Claim.SEND
     assert store.claim("k", NOW).claim is Claim.BUSY
 
 
 def test_expired_record_treated_as_absent_even_before_ttl_deletion():
-    store = Idempotency(MemoryBackend(), lease_seconds=60, ttl_seconds=100)
+    store = DeliveryLedger(MemoryBackend(), lease_seconds=60, ttl_seconds=100)
     first = store.claim("k", NOW)
     store.mark_sent("k", NOW, first.attempts)
     assert store.claim("k", NOW + 50).claim is Claim.ALREADY_SENT
@@ -118,7 +118,54 @@ def test_happy_path_is_one_create_and_one_put_no_reads():
             calls.append("put")
             super().put(key, record)
 
-    store = Idempotency(Counting(), lease_seconds=60, ttl_seconds=3600)
+    store = DeliveryLedger(Counting(), lease_seconds=60, ttl_seconds=3600)
     decision = store.claim("k", NOW)
     store.mark_sent("k", NOW + 1, decision.attempts)
     assert calls == ["create", "put"]
+
+
+# -- dead-lettering: publish once, record the typed reason ------------------------------------
+
+def _queued(event_id="e1"):
+    from capi_relay.core.envelope import QueuedEvent
+    from capi_relay.core.model import ActionSource, CapiEvent
+
+    return QueuedEvent(CapiEvent("Lead", int(NOW), event_id, ActionSource.SYSTEM_GENERATED))
+
+
+def test_dead_letter_publishes_the_record_as_fields_and_records_failed():
+    from capi_relay.core.delivery import DeadLetter, DeadReason
+    from capi_relay.core.envelope import decode
+    from fakes import FakePublisher
+
+    topic = FakePublisher()
+    backend = MemoryBackend()
+    ledger = DeliveryLedger(backend, lease_seconds=60, ttl_seconds=3600, dead_letter=topic)
+    key = event_key("px", "Lead", "e1")
+    assert ledger.claim(key, NOW).claim is Claim.SEND
+    letter = DeadLetter(DeadReason.REJECTED, 100, 2804050, "Invalid parameter")
+    ledger.dead_letter(key, _queued(), NOW, 1, letter)
+    (data, attributes), = topic.messages
+    assert decode(data)[0].event.event_id == "e1"
+    assert {k: attributes[k] for k in ("reason", "code", "subcode", "detail", "event_id")} == {
+        "reason": "rejected", "code": "100", "subcode": "2804050",
+        "detail": "100/2804050: Invalid parameter", "event_id": "e1"}
+    record = backend.get(key)[0]
+    assert (record["state"], record["reason"], record["code"], record["subcode"]) == (
+        "failed", "rejected", 100, 2804050)
+    assert ledger.claim(key, NOW + 1).claim is Claim.ALREADY_FAILED  # once
+
+
+def test_dead_letter_topic_down_gives_the_claim_back_and_raises():
+    from capi_relay.core.delivery import DeadLetter, DeadReason
+    from capi_relay.core.errors import PublishFailed
+    from fakes import FakePublisher
+
+    ledger = DeliveryLedger(MemoryBackend(), lease_seconds=60, ttl_seconds=3600,
+                            dead_letter=FakePublisher(fail=True))
+    key = event_key("px", "Lead", "e1")
+    ledger.claim(key, NOW)
+    with pytest.raises(PublishFailed):
+        ledger.dead_letter(key, _queued(), NOW, 1, DeadLetter(DeadReason.TOO_OLD))
+    again = ledger.claim(key, NOW + 1)  # released, not failed, not busy
+    assert (again.claim, again.attempts) == (Claim.SEND, 2)

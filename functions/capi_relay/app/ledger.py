@@ -1,4 +1,4 @@
-"""Exactly-once delivery: claim an event before sending it, record the outcome after.
+"""The delivery ledger: claim an event before sending it, settle it after, dead-letter it once.
 
 The claim protocol lives here; a backend (Firestore, or an in-memory fake) only stores
 records with two conditional writes: ``create`` (fails when the key exists) and ``replace``
@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from capi_relay.app.ports import IdempotencyBackend
+from capi_relay import log
+from capi_relay.app.ports import IdempotencyBackend, Publisher
+from capi_relay.core.delivery import DeadLetter
+from capi_relay.core.envelope import QueuedEvent, encode
+from capi_relay.core.errors import PublishFailed
 
 
 class State(str, Enum):
@@ -82,14 +86,19 @@ def _in_progress(attempts: int, now: float, lease: float, ttl: float) -> dict[st
             "updated_at": now, "expire_at": now + ttl}
 
 
-class Idempotency:
-    """The claim protocol over any backend."""
+class DeliveryLedger:
+    """The claim protocol over any backend, and the dead-letter topic it records failures to.
 
-    def __init__(self, backend: IdempotencyBackend, *, lease_seconds: float = 120.0,
-                 ttl_seconds: float = 48 * 3600.0):
+    ``lease_seconds`` and ``ttl_seconds`` have no defaults here: they are settings
+    (``CLAIM_LEASE_SECONDS``, ``IDEMPOTENCY_TTL_HOURS``), defined once in ``config``.
+    """
+
+    def __init__(self, backend: IdempotencyBackend, *, lease_seconds: float,
+                 ttl_seconds: float, dead_letter: Publisher | None = None):
         self.backend = backend
         self.lease_seconds = lease_seconds
         self.ttl_seconds = ttl_seconds
+        self.dead_letter_topic = dead_letter
 
     def claim(self, key: str, now: float, *, replay: bool = False) -> Decision:
         # Most events are new: try the conditional create first, so the happy path is one
@@ -122,10 +131,40 @@ class Idempotency:
     def mark_sent(self, key: str, now: float, attempts: int, fbtrace_id: str | None = None) -> None:
         self._finish(key, State.SENT, now, attempts, fbtrace_id=fbtrace_id)
 
-    def mark_failed(self, key: str, now: float, attempts: int, reason: str) -> None:
-        self._finish(key, State.FAILED, now, attempts, reason=reason)
+    def mark_failed(self, key: str, now: float, attempts: int, letter: DeadLetter) -> None:
+        self._finish(key, State.FAILED, now, attempts, reason=letter.reason.value,
+                     code=letter.code, subcode=letter.subcode, detail=letter.detail)
 
     def release(self, key: str, now: float, attempts: int) -> None:
         """Gives the claim back after a transient failure; the attempt still counts."""
         self._finish(key, State.RELEASED, now, attempts)
 
+
+    def dead_letter(self, key: str, queued: QueuedEvent, now: float, attempts: int,
+                    letter: DeadLetter) -> None:
+        """Publishes the event to the dead-letter topic, then records it failed: once.
+
+        When the topic does not take it, the claim is given back and PublishFailed raised, so
+        the event is redelivered rather than lost.
+        """
+        event = queued.event
+        attributes = {**letter.attributes(), "event_name": event.event_name,
+                      "event_id": event.event_id, "attempts": str(attempts),
+                      "dead_lettered_at": str(int(now))}
+        try:
+            self.publish_dead(encode([queued]), attributes)
+        except PublishFailed:
+            self.release(key, now, attempts)
+            raise
+        self.mark_failed(key, now, attempts, letter)
+        log.warning("dead-lettered", component="process", event_name=event.event_name,
+                    event_id=event.event_id, reason=letter.reason.value, code=letter.code,
+                    subcode=letter.subcode, attempts=attempts)
+
+    def publish_dead(self, data: bytes, attributes: dict[str, str]) -> None:
+        """Publishes a message as is (an undecodable one has no event and no key)."""
+        if self.dead_letter_topic is None:
+            log.error("no dead-letter topic configured; event recorded as failed only",
+                      component="process", reason=attributes.get("reason"))
+            return
+        self.dead_letter_topic.publish(data, attributes)
