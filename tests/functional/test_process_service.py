@@ -1,6 +1,7 @@
 """ProcessService wired with fakes: delivery, bisecting, dead-letter, tokens, idempotency."""
 
 import json
+import time
 
 import pytest
 
@@ -153,6 +154,7 @@ def test_concurrent_messages_coalesce_into_few_requests_each_settled_on_its_own(
     bad = "e7"
 
     def answer(events, token):
+        time.sleep(0.02)  # Graph's latency: the messages arriving meanwhile share a batch
         if any(e["event_id"] == bad for e in events):
             return graph_error(100, 2804003)
         return 200, {"events_received": len(events)}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from capi_relay import log
-from capi_relay.app.coalescer import Coalescer
+from capi_relay.app.coalescer import Arrival, Coalescer
 from capi_relay.app.ledger import Claim, DeliveryLedger, event_key
 from capi_relay.app.ports import Clock
 from capi_relay.app.sender import GraphSender
@@ -70,6 +70,12 @@ class ProcessService:
         self.coalescer = coalescer or Coalescer(0)
 
     def process(self, data: bytes, attributes: Mapping[str, str] | None = None) -> ProcessReport:
+        # announced before decoding and claiming, so that a concurrent leader waits for it
+        with self.coalescer.arrival() as arrival:
+            return self._process(data, attributes, arrival)
+
+    def _process(self, data: bytes, attributes: Mapping[str, str] | None,
+                 arrival: Arrival) -> ProcessReport:
         report = ProcessReport()
         try:
             queued = decode(data)
@@ -92,7 +98,7 @@ class ProcessService:
         to_send = self._claim_all(items, now, report, replay=replay)
         try:
             if to_send:
-                self.coalescer.run(to_send, self._send)
+                arrival.run(to_send, self._send)
         except RelayError:
             for item in to_send:  # give the claims back now, not when their lease runs out
                 if item.outcome is Outcome.PENDING:
