@@ -8,7 +8,7 @@ from typing import Any, Callable
 from capi_relay import log
 from capi_relay.app.ports import Clock, Publisher
 from capi_relay.core import pipeline
-from capi_relay.core.envelope import QueuedEvent, chunks, encode
+from capi_relay.core.envelope import QueuedEvent, messages
 from capi_relay.core.mapping import (  # RequestContext: re-exported for the transport
     DEFAULT_CONFIG,
     MappingConfig,
@@ -61,9 +61,8 @@ class IngestService:
                                  "errors": ["event_name: not allowed for this source"]})
                 continue
             good.append(pipeline.queued(mapped))
-        for chunk in chunks(good, max_events=MAX_EVENTS_PER_REQUEST):
-            self.publisher.publish(encode(chunk), {"count": str(len(chunk)),
-                                                   "source": "ingest"})
+        for data, count in messages(good, max_events=MAX_EVENTS_PER_REQUEST):
+            self.publisher.publish(data, {"count": str(count), "source": "ingest"})
         log.info("ingested", component="ingest", accepted=len(good), rejected=len(rejected),
                  dropped_fields=sorted({f for d in dropped for f in d["fields"]}) or None)
         return IngestResult(len(good), rejected, dropped, [q.event.event_id for q in good])

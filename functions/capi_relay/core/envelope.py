@@ -41,8 +41,17 @@ class QueuedEvent:
         )
 
 
+#: canonical_json of {"v": VERSION, "events": [...]}: keys sorted, so "events" comes first
+_HEAD, _TAIL = b'{"events":[', b'],"v":%d}' % VERSION
+
+
 def encode(events: Iterable[QueuedEvent]) -> bytes:
-    return canonical_json({"v": VERSION, "events": [e.to_json() for e in events]}).encode()
+    """One message holding ``events``: ``canonical_json({"v": 1, "events": [...]})``."""
+    return _HEAD + b",".join(_event_bytes(e) for e in events) + _TAIL
+
+
+def _event_bytes(event: QueuedEvent) -> bytes:
+    return canonical_json(event.to_json()).encode()
 
 
 def decode(data: bytes) -> list[QueuedEvent]:
@@ -63,19 +72,21 @@ def decode(data: bytes) -> list[QueuedEvent]:
     return out
 
 
-def chunks(events: list[QueuedEvent], *, max_events: int = 1000,
-           max_bytes: int = 9_000_000) -> list[list[QueuedEvent]]:
-    """Splits events into messages under Pub/Sub's 10 MB limit and Meta's 1000-event batch."""
-    out: list[list[QueuedEvent]] = []
-    current: list[QueuedEvent] = []
-    size = 0
+def messages(events: Iterable[QueuedEvent], *, max_events: int = 1000,
+             max_bytes: int = 9_000_000) -> list[tuple[bytes, int]]:
+    """The events as Pub/Sub messages (bytes, event count), each under Pub/Sub's 10 MB limit
+    and Meta's 1000-event batch. Each event is serialized once; its size in bytes is measured
+    on that encoding, which is the one sent."""
+    out: list[tuple[bytes, int]] = []
+    parts: list[bytes] = []
+    size = len(_HEAD) + len(_TAIL)
     for event in events:
-        event_size = len(canonical_json(event.to_json()))
-        if current and (len(current) >= max_events or size + event_size > max_bytes):
-            out.append(current)
-            current, size = [], 0
-        current.append(event)
-        size += event_size + 1
-    if current:
-        out.append(current)
+        part = _event_bytes(event)
+        if parts and (len(parts) >= max_events or size + len(part) + 1 > max_bytes):
+            out.append((_HEAD + b",".join(parts) + _TAIL, len(parts)))
+            parts, size = [], len(_HEAD) + len(_TAIL)
+        parts.append(part)
+        size += len(part) + (1 if len(parts) > 1 else 0)
+    if parts:
+        out.append((_HEAD + b",".join(parts) + _TAIL, len(parts)))
     return out
