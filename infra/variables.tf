@@ -235,7 +235,7 @@ variable "claim_lease_seconds" {
 
 variable "batch_window_ms" {
   type        = number
-  description = "BATCH_WINDOW_MS: how long the processor gathers concurrent deliveries into one Graph request (0: send at once)."
+  description = "BATCH_WINDOW_MS: at most how long the processor gathers concurrent deliveries into one Graph request; a lone delivery never waits (0: never share)."
   default     = 50
   validation {
     condition     = var.batch_window_ms >= 0 && var.batch_window_ms <= 5000

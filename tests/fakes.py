@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 from typing import Any, Mapping
 
-from capi_relay.core.errors import PublishFailed
+from capi_relay.core.errors import PublishFailed, StoreUnavailable
 from capi_relay.core.graph_outcome import GraphOutcome, classify
+from capi_relay_ops.preview import ProfilesFile
 
 
 class FakeClock:
@@ -81,12 +82,12 @@ def graph_error(code: int, subcode: int | None = None, *, status: int = 400,
     return status, {"error": error}
 
 
-class MemoryProfileStore:
-    """A ProfileStore in a dict, counting round trips; ``fail_reads``/``fail_writes`` simulate
-    an unreachable Firestore."""
+class MemoryProfileStore(ProfilesFile):
+    """The preview's in-memory ProfileStore, counting round trips; ``fail_reads`` /
+    ``fail_writes`` simulate an unreachable Firestore."""
 
     def __init__(self, docs: Mapping[str, dict[str, Any]] | None = None):
-        self.docs: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (docs or {}).items()}
+        super().__init__(docs)
         self.reads = 0         # round trips (fetch calls)
         self.read_ids: list[tuple[str, ...]] = []
         self.commits = 0       # batches written
@@ -94,39 +95,19 @@ class MemoryProfileStore:
         self.fail_writes = False
 
     def fetch(self, doc_ids):
-        from capi_relay.core.errors import StoreUnavailable
-
         if self.fail_reads:
             raise StoreUnavailable("fake profile store is down")
         self.reads += 1
         self.read_ids.append(tuple(doc_ids))
-        return {i: _deep_copy(self.docs[i]) for i in doc_ids if i in self.docs}
+        return super().fetch(doc_ids)
 
     def save(self, writes) -> int:
-        from capi_relay.core.errors import StoreUnavailable
-
         if self.fail_writes:
             raise StoreUnavailable("fake profile store is down")
-        for start in range(0, len(writes), 500):
+        for start in range(0, len(writes), 500):  # Firestore's batch limit
             self.commits += 1
-            for write in writes[start:start + 500]:
-                data = _deep_copy(dict(write.data))
-                if write.merge and write.doc_id in self.docs:
-                    merged = self.docs[write.doc_id]
-                    for key, value in data.items():  # Firestore merges maps field by field
-                        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                            merged[key] = {**merged[key], **value}
-                        else:
-                            merged[key] = value
-                else:
-                    self.docs[write.doc_id] = data
+            super().save(writes[start:start + 500])
         return len(writes)
-
-
-def _deep_copy(value):
-    import copy
-
-    return copy.deepcopy(value)
 
 
 class MemoryBackend:

@@ -122,8 +122,9 @@ SETTINGS: tuple[Setting, ...] = (
             "how long a claim blocks other instances before a crashed holder is presumed dead",
             _P, terraform="claim_lease_seconds"),
     Setting("BATCH_WINDOW_MS", "number", "50",
-            "how long the processor gathers events from concurrent deliveries into one Graph "
-            "request (0: send at once)", _P, terraform="batch_window_ms"),
+            "at most how long the processor gathers events from concurrent deliveries into one "
+            "Graph request; a lone delivery never waits (0: never share)", _P,
+            terraform="batch_window_ms"),
     Setting("MAX_DELIVERY_ATTEMPTS", "integer", "8",
             "after this many tries an event is dead-lettered as `retries_exhausted`", _P,
             terraform="max_delivery_attempts"),

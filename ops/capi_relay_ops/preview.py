@@ -8,6 +8,7 @@ it prints under ``data`` is what Meta would receive; everything else says why no
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Any, Callable, Mapping, Sequence
@@ -42,8 +43,8 @@ class ProfilesFile:
     ``core.profiles``), or a list of profile documents (each filed under its external_id).
     """
 
-    def __init__(self, docs: Mapping[str, Mapping[str, Any]]):
-        self.docs = {k: json.loads(json.dumps(v)) for k, v in docs.items()}
+    def __init__(self, docs: Mapping[str, Mapping[str, Any]] | None = None):
+        self.docs: dict[str, dict[str, Any]] = copy.deepcopy(dict(docs or {}))
 
     @classmethod
     def load(cls, path: str) -> "ProfilesFile":
@@ -66,11 +67,11 @@ class ProfilesFile:
         return cls(data)
 
     def fetch(self, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return {i: json.loads(json.dumps(self.docs[i])) for i in doc_ids if i in self.docs}
+        return {i: copy.deepcopy(self.docs[i]) for i in doc_ids if i in self.docs}
 
     def save(self, writes) -> int:
         for write in writes:
-            data = json.loads(json.dumps(dict(write.data), default=float))
+            data = copy.deepcopy(dict(write.data))
             current = self.docs.get(write.doc_id)
             if write.merge and current is not None:
                 for key, value in data.items():  # Firestore merges maps field by field

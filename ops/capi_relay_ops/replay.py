@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from capi_relay import config
+from capi_relay.core.delivery import DeadReason
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,9 @@ def register(sub) -> None:
     parser.add_argument("--topic", default=os.environ.get("PUBSUB_TOPIC", "capi-events"),
                         help="events topic to republish to (default: PUBSUB_TOPIC)")
     parser.add_argument("--reason", action="append",
-                        help="only this reason (repeatable): rejected, retries_exhausted, "
-                             "too_old, undecodable")
+                        choices=[r.value for r in DeadReason], metavar="REASON",
+                        help="only this reason (repeatable): "
+                             + ", ".join(r.value for r in DeadReason))
     parser.add_argument("--max-age-hours", type=float, help="only events dead-lettered since")
     parser.add_argument("--min-age-hours", type=float, help="only events dead-lettered before")
     parser.add_argument("--limit", type=int, default=10_000, help="stop after this many")
