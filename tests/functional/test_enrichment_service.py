@@ -1,6 +1,7 @@
 """ProcessService with the Enricher on an in-memory profile store: fill, write-back, rules."""
 
 import json
+from dataclasses import replace
 
 from capi_relay.app.enrichment import Enricher
 from capi_relay.bootstrap import build_enricher, rules_from
@@ -239,3 +240,25 @@ def test_build_enricher_from_settings_does_no_io():
     assert enricher.writeback is False
     rules = rules_from(settings).regional
     assert len(rules.ldu) == 1 and len(rules.redact) == 27
+
+
+def _agent_only(event_id, *, client_id=CID):
+    """A queued event with nothing Meta can match on but a user agent (and a client id)."""
+    event = queued("page_view.json").event
+    thin = replace(event, event_id=event_id,
+                   user_data=UserData(client_user_agent=event.user_data.client_user_agent))
+    return QueuedEvent(thin, client_id)
+
+
+def test_too_few_match_keys_after_enrichment_is_dead_lettered_with_its_own_reason():
+    service, store, graph, dead = build()
+    service.process(encode([queued("ga4_purchase_sgtm.json")]))  # links CID to the user
+    report = service.process(encode([_agent_only("thin-linked"),
+                                     _agent_only("thin-alone", client_id="999.1")]))
+    assert report.sent == 1 and report.dead_lettered == 1
+    assert report.reasons == {"insufficient_customer_information": 1}
+    assert "em" in sent(graph, "thin-linked")["user_data"]  # enrichment made it sufficient
+    (_, attributes), = dead.messages
+    assert (attributes["event_id"], attributes["reason"]) == (
+        "thin-alone", "insufficient_customer_information")
+    assert "code" not in attributes  # the relay's own rule, not an answer from Meta

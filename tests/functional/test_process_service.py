@@ -6,7 +6,7 @@ import time
 import pytest
 
 from capi_relay.core.envelope import QueuedEvent, decode, encode
-from capi_relay.core.errors import TokenProblem, TransientError
+from capi_relay.core.errors import GraphUnavailable, Throttled, TokenProblem, TransientError
 from capi_relay.core.mapping import to_capi_event
 from fakes import FakeClock, FakePublisher, FakeSecret, ScriptedGraph, graph_error, make_processor
 
@@ -211,3 +211,25 @@ def test_insufficient_customer_information_is_dead_lettered_not_sent():
     (data, attributes), = dead.messages
     assert attributes["reason"] == "insufficient_customer_information"
     assert [e["event_id"] for events, _ in graph.calls for e in events] == ["e0"]
+
+
+@pytest.mark.parametrize("answer,error", [
+    ((503, {}), GraphUnavailable),
+    (graph_error(17), Throttled),
+    (graph_error(190), TokenProblem),
+])
+def test_a_held_message_raises_the_exception_the_graph_answer_stands_for(answer, error):
+    service, dead = build(ScriptedGraph(lambda e, t: answer))
+    with pytest.raises(error):
+        service.process(encode(queued(2)))
+    assert dead.messages == []
+
+
+def test_dead_letter_attributes_carry_the_typed_record():
+    service, dead = build(ScriptedGraph(lambda e, t: graph_error(100, 2804050)))
+    report = service.process(encode(queued(1)))
+    assert report.reasons == {"rejected": 1}
+    (_, attributes), = dead.messages
+    assert (attributes["reason"], attributes["code"], attributes["subcode"]) == (
+        "rejected", "100", "2804050")
+    assert attributes["detail"].startswith("100/2804050")

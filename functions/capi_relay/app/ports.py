@@ -39,7 +39,7 @@ class CapiClient(Protocol):
 
 
 class IdempotencyBackend(Protocol):
-    """Storage only; the claim protocol lives in idempotency.Idempotency."""
+    """Storage only; the claim protocol lives in ledger.DeliveryLedger."""
 
     def get(self, key: str) -> tuple[dict[str, Any], Any] | None:
         """The record and an opaque version, or None."""

@@ -53,8 +53,10 @@ class ProcessReport:
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
+    """The process service's own settings: META_PIXEL_ID (the ledger key), MAX_DELIVERY_ATTEMPTS."""
+
     pixel_id: str
-    max_attempts: int = 8
+    max_attempts: int
 
 
 class ProcessService:
