@@ -42,6 +42,8 @@ _SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 # (SUPPORTED_PARAM_BUILDER_LANGUAGES_TOKEN, APPENDIX_LENGTH_V1/V2) and
 # python/capi_param_builder/param_builder.py (_get_appendix).
 _PARAM_BUILDER_RE = re.compile(r"[0-9a-fA-F]{64}\.(?:AQ|Ag|Aw|BA|BQ|Bg|[A-Za-z0-9_-]{8})")
+#: either of the two: what may be sent for a hashed key (one match instead of two)
+HASHED_VALUE_RE = re.compile(r"[0-9a-fA-F]{64}(?:\.(?:AQ|Ag|Aw|BA|BQ|Bg|[A-Za-z0-9_-]{8}))?")
 
 
 def sha256_hex(text: str) -> str:

@@ -141,13 +141,12 @@ def guard_hashed(user_data: UserData) -> tuple[UserData, tuple[str, ...]]:
     The last check before sending: ingest hashes, profiles hold hashes, yet a value from an old
     or hand-made message must still never reach Meta in clear.
     """
+    values = user_data.__dict__  # the fields, read without a getattr per key
     changes: dict[str, tuple[str, ...]] = {}
     for key in HASHED_KEYS:
-        values = getattr(user_data, key)
-        if values:
-            kept = tuple(v for v in values if is_hashed(v))
-            if len(kept) != len(values):
-                changes[key] = kept
+        found = values[key]
+        if found and not all(is_hashed(v) for v in found):
+            changes[key] = tuple(v for v in found if is_hashed(v))
     if not changes:
         return user_data, ()
     return user_data.with_values(**changes), tuple(changes)

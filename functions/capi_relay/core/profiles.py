@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping
 
 from capi_relay.core.model import HASHED_KEYS, UserData
 from capi_relay.core.normalize import (
-    is_parameter_builder_value,
+    HASHED_VALUE_RE,
     is_sha256,
     normalize_country,
     prepare,
@@ -51,7 +51,7 @@ PROFILE_KEYS: tuple[str, ...] = tuple(k for k in HASHED_KEYS if k != "external_i
 
 def is_hashed(value: object) -> bool:
     """True for what may be stored or sent for a hashed key: SHA-256 hex or Parameter Builder."""
-    return isinstance(value, str) and (is_sha256(value) or is_parameter_builder_value(value))
+    return isinstance(value, str) and HASHED_VALUE_RE.fullmatch(value) is not None
 
 
 def hash_base(value: str) -> str:
