@@ -31,6 +31,7 @@ locals {
     # A version resource name; "latest" lets a rotated token take effect without a redeploy.
     META_TOKEN_SECRET      = "${google_secret_manager_secret.meta_token.id}/versions/latest"
     META_TEST_EVENT_CODE   = var.meta_test_event_code
+    PIXELS                 = length(var.pixels) > 0 ? jsonencode(local.pixels_setting) : ""
     META_TIMEOUT_SECONDS   = tostring(var.meta_timeout_seconds)
     CONSENT_POLICY         = var.consent_policy
     CONSENT_MISSING        = var.consent_missing
@@ -47,6 +48,17 @@ locals {
     # (which carries no reason) is only the last resort.
     MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts - 2)
   }
+
+  # PIXELS as the processor reads it (core/routing.py): a token's secret as a version name,
+  # empty fields and route lists left out.
+  pixels_setting = [for p in var.pixels : merge(
+    { for k, v in {
+      id              = p.id
+      token_secret    = lookup(local.pixel_token_versions, p.token_secret_id, "")
+      test_event_code = p.test_event_code
+    } : k => v if v != "" },
+    { route = { for k, v in p.route : k => v if length(v) > 0 } },
+  )]
 
   ingest_env    = { for k, v in local.ingest_settings : k => v if v != "" }
   processor_env = { for k, v in local.processor_settings : k => v if v != "" }

@@ -84,6 +84,16 @@ resource "google_secret_manager_secret_iam_member" "processor_reads_token" {
   member    = "serviceAccount:${google_service_account.processor.email}"
 }
 
+# Each token of var.pixels that has its own secret: the processor alone reads it.
+resource "google_secret_manager_secret_iam_member" "processor_reads_pixel_tokens" {
+  for_each = google_secret_manager_secret.pixel_token
+
+  project   = var.project_id
+  secret_id = each.value.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.processor.email}"
+}
+
 resource "google_pubsub_topic_iam_member" "processor_publishes_dead_letter" {
   project = var.project_id
   topic   = google_pubsub_topic.dead_letter.name

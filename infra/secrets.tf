@@ -26,3 +26,26 @@ resource "google_secret_manager_secret" "ingest_keys" {
 
   depends_on = [google_project_service.enabled]
 }
+
+# One container per token of the pixels in var.pixels that have their own (PIXELS); values are
+# added by the operator, as for the main token, and only the processor may read them (iam.tf).
+resource "google_secret_manager_secret" "pixel_token" {
+  for_each = local.pixel_token_secret_ids
+
+  project   = var.project_id
+  secret_id = each.value
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+locals {
+  pixel_token_secret_ids = toset([for p in var.pixels : p.token_secret_id
+  if p.token_secret_id != "" && p.token_secret_id != var.meta_token_secret_id])
+  # "latest": a rotated pixel token takes effect without a redeploy
+  pixel_token_versions = { for id, secret in google_secret_manager_secret.pixel_token :
+  id => "${secret.id}/versions/latest" }
+}

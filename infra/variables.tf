@@ -91,6 +91,41 @@ variable "meta_token_secret_id" {
   }
 }
 
+variable "pixels" {
+  type = list(object({
+    id = string
+    # A Secret Manager secret id; this stack creates the container (its value is added out of
+    # band, like the main token's) and lets only the processor read it. "" or meta_token_secret_id:
+    # the main token (one system-user token may serve several pixels).
+    token_secret_id = optional(string, "")
+    test_event_code = optional(string, "")
+    route = optional(object({
+      event_names = optional(list(string), [])
+      hosts       = optional(list(string), [])
+      source_keys = optional(list(string), [])
+    }), {})
+  }))
+  description = "More pixels (PIXELS): each with its own token secret, test event code and route (Meta event names, page hosts like shop.example.com or *.example.com, source key names); an event goes to every pixel whose route it matches, and to meta_pixel_id's unless it is listed here with a route."
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.pixels : can(regex("^[0-9]{5,20}$", p.id))]) && length(distinct([for p in var.pixels : p.id])) == length(var.pixels)
+    error_message = "pixels: each id must be a numeric pixel ID, listed once."
+  }
+  validation {
+    condition     = alltrue([for p in var.pixels : p.token_secret_id == "" || can(regex("^[A-Za-z0-9_-]{1,255}$", p.token_secret_id))])
+    error_message = "pixels: token_secret_id may hold letters, digits, underscores and hyphens only."
+  }
+  validation {
+    condition = alltrue(flatten([for p in var.pixels : concat(
+      [for n in p.route.event_names : can(regex("^[A-Za-z][A-Za-z0-9_]*$", n))],
+      [for h in p.route.hosts : can(regex("^(\\*\\.)?[a-z0-9_-]+(\\.[a-z0-9_-]+)*$", lower(h)))],
+      [for k in p.route.source_keys : can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", k))],
+    )]))
+    error_message = "pixels: route.event_names are Meta event names, route.hosts host names (shop.example.com, *.example.com), route.source_keys key names (not keys)."
+  }
+}
+
 # --- relay behaviour -------------------------------------------------------------------------
 
 variable "allowed_origins" {

@@ -135,6 +135,19 @@ def token_source(s: Settings):
         SecretManagerSource(s.token_secret)
 
 
+def pixel_token_source(s: Settings, pixel, default=None):
+    """Where one pixel's token is read: its own (PIXELS ``token_secret`` / ``token_env``), else
+    the deployment's (``default``, or ``token_source(s)``). Each pixel's source is its own, so
+    one pixel's rejected or unreadable token is re-read and held for that pixel alone."""
+    from capi_relay.adapters.secrets import SecretManagerSource, StaticSecret
+
+    if pixel.token_env:
+        return StaticSecret(s.pixel_tokens[pixel.id])
+    if pixel.token_secret:
+        return SecretManagerSource(pixel.token_secret)
+    return default if default is not None else token_source(s)
+
+
 def process_service() -> ProcessService:
     def build() -> ProcessService:
         from capi_relay.adapters.clock import SystemClock

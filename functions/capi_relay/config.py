@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from capi_relay.core.auth import KeyRing, parse_event_names, parse_keys
 from capi_relay.core.errors import ConfigurationError
+from capi_relay.core.routing import Pixel, parse_pixels, with_main
 
 #: The Graph API version the relay is written and tested against: the newest Marketing API
 #: version (Meta's Marketing API version history: v27.0, released 2026-11-04). Marketing API
@@ -31,7 +32,7 @@ class Setting:
     configuration table and infra/'s variables are checked (tests/infra/test_settings.py)."""
 
     name: str
-    kind: str  # text, number, integer, bool, list, json, choice, keys, event_names
+    kind: str  # text, number, integer, bool, list, json, choice, keys, event_names, pixels
     default: str | None  # as the variable's text; None: no default
     description: str
     readers: tuple[str, ...] = ("ingest", "process")  # which functions (or tool) read it
@@ -66,6 +67,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("META_TEST_EVENT_CODE", "text", None,
             "sends to Events Manager's Test events instead of live", _P,
             terraform="meta_test_event_code"),
+    Setting("PIXELS", "pixels", None,
+            "JSON list: more pixels, each `{\"id\", \"token_secret\", \"test_event_code\", "
+            "\"route\": {\"event_names\", \"hosts\", \"source_keys\"}}`; an event goes to each "
+            "pixel whose route it matches, and to `META_PIXEL_ID`'s unless listed here with a "
+            "route (see [Several pixels](#several-pixels))", _P, terraform="pixels"),
     Setting("META_TIMEOUT_SECONDS", "number", "10", "Graph request timeout", _P,
             terraform="meta_timeout_seconds"),
     Setting("ALLOWED_ORIGINS", "list", None,
@@ -73,7 +79,7 @@ SETTINGS: tuple[Setting, ...] = (
             "keys are configured, the only keyless sources accepted); `*` allows any origin "
             "without credentials", _I, terraform="allowed_origins"),
     Setting("INGEST_KEYS", "keys", None,
-            "comma-separated source keys (`key` or `key:Purchase|Lead`) accepted as "
+            "comma-separated source keys (`key`, `key:Purchase|Lead`, `name@key`) accepted as "
             "`Authorization: Bearer <key>`; local runs and tests", _I, scope=Scope.LOCAL),
     Setting("INGEST_KEYS_SECRET", "text", None,
             "Secret Manager version holding the source keys, one per line (same syntax); "
@@ -175,6 +181,15 @@ class Settings:
     ingest_keys: KeyRing = field(default_factory=KeyRing, repr=False)
     ingest_keys_secret: str | None = None
     browser_events: frozenset[str] | None = None
+    #: PIXELS as listed (empty when unset); ``delivery_pixels`` adds META_PIXEL_ID's
+    pixels: tuple[Pixel, ...] = ()
+    #: tokens of PIXELS entries with ``token_env`` (local runs), by pixel id
+    pixel_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def delivery_pixels(self) -> tuple[Pixel, ...]:
+        """Every pixel the processor sends to, in order, META_PIXEL_ID's with its route."""
+        main = Pixel(self.pixel_id, test_event_code=self.test_event_code)
+        return with_main(main, self.pixels)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *,
@@ -188,10 +203,22 @@ class Settings:
 
         missing = [n for n in ("GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC", "META_PIXEL_ID")
                    if not get(n)]
-        if "token" in need and not (get("META_ACCESS_TOKEN") or get("META_TOKEN_SECRET")):
+        pixels = parse_pixels(get("PIXELS"), source="PIXELS")
+        if "token" in need and not (get("META_ACCESS_TOKEN") or get("META_TOKEN_SECRET")) and \
+                any(not (p.token_secret or p.token_env)
+                    for p in with_main(Pixel(get("META_PIXEL_ID") or ""), pixels)):
+            # a pixel without its own token uses the deployment's
             missing.append("META_TOKEN_SECRET (or META_ACCESS_TOKEN for local runs)")
         if missing:
             raise ConfigurationError("missing environment variable(s): " + ", ".join(missing))
+        pixel_tokens = {}
+        for index, pixel in enumerate(pixels):
+            if pixel.token_env:
+                token = env.get(pixel.token_env, "").strip()
+                if not token:
+                    raise ConfigurationError(
+                        f"PIXELS[{index}].token_env: {pixel.token_env} is not set")
+                pixel_tokens[pixel.id] = token
 
         def as_json(name: str) -> Any:
             text = get(name)
@@ -267,4 +294,6 @@ class Settings:
             ingest_keys=parse_keys(get("INGEST_KEYS"), source="INGEST_KEYS"),
             ingest_keys_secret=keys_secret,
             browser_events=parse_event_names(get("BROWSER_EVENTS"), source="BROWSER_EVENTS"),
+            pixels=pixels,
+            pixel_tokens=pixel_tokens,
         )

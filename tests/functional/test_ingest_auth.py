@@ -125,6 +125,23 @@ def test_a_key_with_an_allow_list_may_send_only_those_events(client, publisher):
     assert names(publisher) == ["Purchase"]
 
 
+def test_a_named_key_puts_its_name_on_each_queued_event_never_the_key(publisher, logged):
+    client = make_client(publisher, keys=f"shop-sgtm@{SGTM_KEY}:Purchase|PageView,{BACKEND_KEY}")
+    assert client.post("/", json=[load_event("ga4_purchase_sgtm.json")],
+                       headers=bearer(SGTM_KEY)).status_code == 202
+    assert client.get(f"/g/collect?{HIT}", headers=bearer(SGTM_KEY)).status_code == 204
+    assert client.post("/", json=load_event("lead.json"),
+                       headers=bearer(BACKEND_KEY)).status_code == 202
+    assert client.post("/", json=load_event("page_view.json"),
+                       headers={**UA, "Origin": SITE}).status_code == 202
+    queued = [q for data, _ in publisher.messages for q in decode(data)]
+    assert [(q.event.event_name, q.source) for q in queued] == [
+        ("Purchase", "shop-sgtm"), ("PageView", "shop-sgtm"), ("Lead", None), ("PageView", None)]
+    for data, attributes in publisher.messages:
+        assert SGTM_KEY.encode() not in data and SGTM_KEY not in str(attributes)
+    assert SGTM_KEY not in logged.getvalue()
+
+
 def test_collect_get_accepted_by_referer_host_when_no_origin(client, publisher):
     ok = client.get(f"/g/collect?{HIT}", headers={**UA, "Referer": f"{SITE}/thanks?x=1"})
     assert ok.status_code == 204 and names(publisher) == ["PageView"]

@@ -238,20 +238,39 @@ def test_processor_grants_are_minimal(tf):
         ("google_project_iam_member", "roles/datastore.user", "project"),
         ("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor",
          "google_secret_manager_secret.meta_token.secret_id"),
+        # one grant per pixel token secret (issue 14), each on that secret alone
+        ("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor",
+         "each.value.secret_id"),
         ("google_pubsub_topic_iam_member", "roles/pubsub.publisher",
          "google_pubsub_topic.dead_letter.name"),
     }
 
 
 def test_secret_accessor_only_on_the_one_secret(tf):
-    """Each function reads only its own secret: the processor the token, the ingest the keys."""
+    """Each function reads only its own secrets: the processor the tokens (the main one and
+    one per pixel of var.pixels with its own), the ingest the keys."""
     holders = [(t, n, b) for t, n, b in iam_grants(tf)
                if b.get("role") == "roles/secretmanager.secretAccessor"]
-    assert len(holders) == 2, f"secretAccessor granted {len(holders)} times"
+    assert len(holders) == 3, f"secretAccessor granted {len(holders)} times"
     assert all(rtype == "google_secret_manager_secret_iam_member" for rtype, _, _ in holders)
     assert {(ref(b["secret_id"]), b["member"]) for _, _, b in holders} == {
         ("google_secret_manager_secret.meta_token.secret_id", sa_member("processor")),
+        ("each.value.secret_id", sa_member("processor")),
         ("google_secret_manager_secret.ingest_keys.secret_id", sa_member("ingest"))}
+    per_pixel = tf.resource("google_secret_manager_secret_iam_member",
+                            "processor_reads_pixel_tokens")
+    assert ref(per_pixel["for_each"]) == "google_secret_manager_secret.pixel_token"
+
+
+def test_pixel_tokens_are_containers_made_for_the_listed_pixels(tf):
+    secret = tf.resource("google_secret_manager_secret", "pixel_token")
+    assert ref(secret["for_each"]) == "local.pixel_token_secret_ids"
+    assert "var.pixels" in tf.locals["pixel_token_secret_ids"]
+    processor = tf.locals["processor_settings"]
+    assert "jsonencode(local.pixels_setting)" in processor["PIXELS"]
+    assert "PIXELS" not in tf.locals["ingest_settings"]
+    # the version name the code expects (projects/P/secrets/S/versions/latest)
+    assert "/versions/latest" in str(tf.locals["pixel_token_versions"])
 
 
 def test_push_invoker_may_only_invoke_processor(tf):
@@ -394,6 +413,13 @@ MUTATIONS = [
      "test_no_primitive_roles_anywhere"),
     ("iam.tf", 'resource "google_secret_manager_secret_iam_member" "processor_reads_token"',
      'resource "google_project_iam_member" "processor_reads_token"',
+     "test_secret_accessor_only_on_the_one_secret"),
+    ("iam.tf", 'secret_id = each.value.secret_id\n  role      = '
+     '"roles/secretmanager.secretAccessor"\n'
+     '  member    = "serviceAccount:${google_service_account.processor.email}"',
+     'secret_id = each.value.secret_id\n  role      = '
+     '"roles/secretmanager.secretAccessor"\n'
+     '  member    = "serviceAccount:${google_service_account.ingest.email}"',
      "test_secret_accessor_only_on_the_one_secret"),
     ("iam.tf", 'role    = "roles/pubsub.viewer"', 'role    = "roles/pubsub.editor"',
      "test_ingest_may_only_publish_and_view_events"),

@@ -71,9 +71,9 @@ def test_parsing_errors_name_the_position_never_the_key():
         with pytest.raises(ConfigurationError) as raised:
             parse_keys(text, source="S")
         assert message in str(raised.value) and KEY not in str(raised.value)
-    assert parse_keys("", source="S").lookup(KEY) == (False, None)
+    assert parse_keys("", source="S").lookup(KEY) == (False, None, None)
     short = parse_keys(f"short,{KEY}", source="S")
-    assert short.weak == 1 and short.lookup("short") == (True, None)
+    assert short.weak == 1 and short.lookup("short") == (True, None, None)
     assert repr(RING) == "KeyRing(2 keys)" and KEY not in repr(RING)
     assert parse_event_names(" PageView , Lead ", source="B") == {"PageView", "Lead"}
     assert parse_event_names("", source="B") is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from capi_relay import log
@@ -34,10 +34,13 @@ class IngestService:
         self.rules = pipeline.Policy(mapping=mapping)  # ingest runs step 1 only: mapping
 
     def ingest(self, events: list[Any], request: RequestContext, *,
-               allowed_events: frozenset[str] | None = None) -> IngestResult:
+               allowed_events: frozenset[str] | None = None,
+               source: str | None = None) -> IngestResult:
         """Maps every event, publishes the good ones, and says what happened to each.
 
-        ``allowed_events``: the Meta event names this source may send (None: any)."""
+        ``allowed_events``: the Meta event names this source may send (None: any);
+        ``source``: the name of the key it sent (never the key), queued with each event for
+        the processor's pixel routes."""
         now = self.clock.now()
         good: list[QueuedEvent] = []
         rejected: list[dict[str, Any]] = []
@@ -60,7 +63,8 @@ class IngestService:
                 rejected.append({"index": index,
                                  "errors": ["event_name: not allowed for this source"]})
                 continue
-            good.append(pipeline.queued(mapped))
+            queued = pipeline.queued(mapped)
+            good.append(replace(queued, source=source) if source else queued)
         for data, count in messages(good, max_events=MAX_EVENTS_PER_REQUEST):
             self.publisher.publish(data, {"count": str(count), "source": "ingest"})
         log.info("ingested", component="ingest", accepted=len(good), rejected=len(rejected),

@@ -33,17 +33,18 @@ class IngestKeys:
     def configured(self) -> bool:
         return bool(len(self.static)) or self.secret is not None
 
-    def lookup(self, presented: str) -> tuple[bool, frozenset[str] | None]:
-        found, allowed = self.static.lookup(presented)
-        if found or self.secret is None:
-            return found, allowed
+    def lookup(self, presented: str) -> tuple[bool, frozenset[str] | None, str | None]:
+        """(found, the key's event allow-list, the key's name)."""
+        found = self.static.lookup(presented)
+        if found[0] or self.secret is None:
+            return found
         ring = self._ring
         if ring is not None and self.clock.now() - self._read_at > self.max_age_seconds:
             ring = self._reread()  # a retired key stops working within max_age_seconds
         if ring is not None:
-            found, allowed = ring.lookup(presented)
-            if found:
-                return found, allowed
+            found = ring.lookup(presented)
+            if found[0]:
+                return found
         ring = self._reread()
         if ring is None:  # never read: the key may be good, say "retry" rather than "wrong"
             raise KeysUnavailable("INGEST_KEYS_SECRET could not be read yet")

@@ -13,6 +13,11 @@ Key syntax, one entry per line (a secret version) or per comma (``INGEST_KEYS``)
 
     s3cr3t-key-for-backend                    # any event
     s3cr3t-key-for-sgtm:Purchase|Lead         # only these Meta event names
+    shop-sgtm@s3cr3t-key-for-sgtm:Purchase    # named: events carry "shop-sgtm", never the key
+
+A key's name (before ``@``; letters, digits, ``-._``, '@' is no key character) is a label, not
+a secret: the ingest puts it on each event it queues, so ``PIXELS`` routes can pick events by
+source (``route.source_keys``), and logs may show it. Two keys may share a name (rotation).
 
 Keys are kept as SHA-256 digests; a lookup compares the digest of what was presented with every
 stored digest using ``hmac.compare_digest``, without stopping at a match, so its timing does not
@@ -31,6 +36,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from capi_relay.core.errors import ConfigurationError
+from capi_relay.core.routing import KEY_NAME
 
 #: a key is token68 (RFC 7235 section 2.1) characters, without ':' or '|', which the entry
 #: syntax uses
@@ -45,10 +51,18 @@ def _digest(key: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class KeyRing:
-    """Configured keys, by digest, each with its event allow-list (None: any event)."""
+class KeyEntry:
+    """What a configured key stands for: its event allow-list (None: any) and its name."""
 
-    by_digest: Mapping[bytes, frozenset[str] | None] = field(default_factory=dict, repr=False)
+    allowed: frozenset[str] | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Configured keys, by digest, each with its allow-list and name."""
+
+    by_digest: Mapping[bytes, KeyEntry] = field(default_factory=dict, repr=False)
     #: how many keys are shorter than STRONG_KEY_LENGTH (the relay warns, naming no key)
     weak: int = 0
 
@@ -58,14 +72,17 @@ class KeyRing:
     def __repr__(self) -> str:
         return f"KeyRing({len(self.by_digest)} keys)"
 
-    def lookup(self, presented: str) -> tuple[bool, frozenset[str] | None]:
-        """(found, its allow-list)."""
+    def lookup(self, presented: str) -> tuple[bool, frozenset[str] | None, str | None]:
+        """(found, its allow-list, its name)."""
         digest = _digest(presented)
-        found, allowed = False, None
-        for stored, events in self.by_digest.items():  # all of them, no early exit
+        found, entry = False, NO_ENTRY
+        for stored, candidate in self.by_digest.items():  # all of them, no early exit
             if hmac.compare_digest(stored, digest):
-                found, allowed = True, events
-        return found, allowed
+                found, entry = True, candidate
+        return found, entry.allowed, entry.name
+
+
+NO_ENTRY = KeyEntry()
 
 
 def parse_keys(text: str | None, *, source: str) -> KeyRing:
@@ -73,7 +90,7 @@ def parse_keys(text: str | None, *, source: str) -> KeyRing:
 
     Errors name ``source`` and the entry's position, never the key.
     """
-    entries: dict[bytes, frozenset[str] | None] = {}
+    entries: dict[bytes, KeyEntry] = {}
     weak = 0
     if not text:
         return KeyRing(entries)
@@ -86,7 +103,12 @@ def parse_keys(text: str | None, *, source: str) -> KeyRing:
             continue
         position += 1
         key, _, names = entry.partition(":")
-        key = key.strip()
+        label, at, key = key.strip().rpartition("@")
+        label, key = (label.strip() or None), key.strip()
+        if at and (label is None or not KEY_NAME.fullmatch(label)):
+            raise ConfigurationError(
+                f"{source}: key {position}: the name before '@' may hold only letters, digits "
+                "and -._ (at most 64)")
         if not _KEY.fullmatch(key):
             raise ConfigurationError(
                 f"{source}: key {position} may hold only letters, digits and -._~+/=")
@@ -98,7 +120,7 @@ def parse_keys(text: str | None, *, source: str) -> KeyRing:
                     f"{source}: key {position}: events after ':' must be Meta event names "
                     "separated by '|', e.g. Purchase|Lead")
             allowed = frozenset(listed)
-        entries[_digest(key)] = allowed
+        entries[_digest(key)] = KeyEntry(allowed, label)
         weak += len(key) < STRONG_KEY_LENGTH
     return KeyRing(entries, weak)
 
@@ -128,6 +150,8 @@ class AuthDecision:
     reason: str
     source: Source | None = None
     allowed_events: frozenset[str] | None = None
+    #: the key's name (``name@key``), carried on the events for routing; never the key
+    key_name: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -167,13 +191,14 @@ def referer_origin(referer: str | None) -> str | None:
 
 def decide(policy: AuthPolicy, *, authorization: str | None, origin: str | None,
            referer: str | None, collect_get: bool, key_lookup) -> AuthDecision:
-    """The verdict for one request. ``key_lookup(presented) -> (found, allowed_events)``."""
+    """The verdict for one request. ``key_lookup(presented) -> (found, allowed_events,
+    key_name)``."""
     token = bearer_token(authorization)
     if token is not None and policy.keys_configured:
-        found, allowed = key_lookup(token) if token else (False, None)
+        found, allowed, name = key_lookup(token) if token else (False, None, None)
         if not found:
             return AuthDecision(401, "key: not valid")
-        return AuthDecision(0, "key", Source.KEY, allowed)
+        return AuthDecision(0, "key", Source.KEY, allowed, name)
     if not policy.keys_configured:
         return AuthDecision(0, "open", Source.OPEN, policy.browser_events)
     browser_origin = origin.strip().lower() if origin and origin.strip() else None

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from capi_relay.core.errors import InvalidEvent
 from capi_relay.core.model import CapiEvent, canonical_json
+from capi_relay.core.routing import KEY_NAME
 
 VERSION = 1
 
@@ -20,6 +21,9 @@ class QueuedEvent:
     client_id: str | None = None
     consent: Mapping[str, Any] = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
+    #: the name of the ingest key it came with (``name@key``), never the key; pixel routes
+    #: read it (core.routing)
+    source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event": self.event.to_wire()}
@@ -29,6 +33,8 @@ class QueuedEvent:
             out["consent"] = dict(self.consent)
         if self.dropped:
             out["dropped"] = list(self.dropped)
+        if self.source:
+            out["source"] = self.source
         return out
 
     @classmethod
@@ -38,7 +44,13 @@ class QueuedEvent:
             client_id=data.get("client_id"),
             consent=dict(data.get("consent") or {}),
             dropped=tuple(data.get("dropped") or ()),
+            source=_source(data.get("source")),
         )
+
+
+def _source(value: Any) -> str | None:
+    """A key name as queued; anything else (an old or hand-made message) is no name."""
+    return value if isinstance(value, str) and KEY_NAME.fullmatch(value) else None
 
 
 #: canonical_json of {"v": VERSION, "events": [...]}: keys sorted, so "events" comes first

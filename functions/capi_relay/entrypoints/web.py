@@ -198,7 +198,8 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
                      cors)
     try:
         result = get_service().ingest(events, request_context(request),
-                                      allowed_events=decision.allowed_events)
+                                      allowed_events=decision.allowed_events,
+                                      source=decision.key_name)
     except PublishFailed as exc:
         log.error("publish failed", component="ingest", cause=str(exc))
         return _json(503, {"error": "queue unavailable, retry later"},
@@ -281,7 +282,8 @@ def handle_collect(request, get_service: Callable[[], IngestService], cors: dict
         if not hits.events:
             return "", 204, headers
         result = get_service().ingest(list(hits.events), request_context(request),
-                                      allowed_events=decision.allowed_events)
+                                      allowed_events=decision.allowed_events,
+                                      source=decision.key_name)
     except PublishFailed as exc:
         log.error("publish failed", component="ingest", cause=str(exc))
         return "", 503, {"Retry-After": "5", **headers}
