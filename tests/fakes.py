@@ -58,12 +58,16 @@ class ScriptedGraph:
 
     def __init__(self, answer=None):
         self.calls: list[tuple[list[dict[str, Any]], str]] = []
+        self.test_codes: list[str | None] = []  # the test_event_code of each call
+        self.statuses: list[int | None] = []  # what each call was answered
         self.answer = answer or (lambda events, token: (200, {
             "events_received": len(events), "fbtrace_id": "Ftrace"}))
 
     def send(self, events, access_token, *, test_event_code=None) -> GraphOutcome:
         self.calls.append((list(events), access_token))
+        self.test_codes.append(test_event_code)
         status, body = self.answer(events, access_token)
+        self.statuses.append(status)
         if status is None:
             return classify(None, None, transport_error=True)
         return classify(status, body)
@@ -71,6 +75,13 @@ class ScriptedGraph:
     @property
     def sent_ids(self) -> list[str]:
         return [e["event_id"] for events, _ in self.calls for e in events]
+
+    @property
+    def accepted_ids(self) -> list[str]:
+        """The event ids of the calls answered 200."""
+        answered = zip(self.calls, self.statuses, strict=False)  # an answer may have raised
+        return [e["event_id"] for (events, _), status in answered if status == 200
+                for e in events]
 
 
 def graph_error(code: int, subcode: int | None = None, *, status: int = 400,

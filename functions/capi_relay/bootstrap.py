@@ -135,17 +135,17 @@ def token_source(s: Settings):
         SecretManagerSource(s.token_secret)
 
 
-def pixel_token_source(s: Settings, pixel, default=None):
-    """Where one pixel's token is read: its own (PIXELS ``token_secret`` / ``token_env``), else
-    the deployment's (``default``, or ``token_source(s)``). Each pixel's source is its own, so
-    one pixel's rejected or unreadable token is re-read and held for that pixel alone."""
+def pixel_token_source(s: Settings, pixel):
+    """Where one pixel's own token is read (PIXELS ``token_secret`` / ``token_env``); None
+    when it uses the deployment's (``token_source``). A pixel with its own source re-reads
+    and holds for a rejected token alone."""
     from capi_relay.adapters.secrets import SecretManagerSource, StaticSecret
 
     if pixel.token_env:
         return StaticSecret(s.pixel_tokens[pixel.id])
     if pixel.token_secret:
         return SecretManagerSource(pixel.token_secret)
-    return default if default is not None else token_source(s)
+    return None
 
 
 def process_service() -> ProcessService:
@@ -156,17 +156,29 @@ def process_service() -> ProcessService:
         from capi_relay.adapters.pubsub import PubSubPublisher
 
         s = Settings.from_env(need=("token",))
-        secrets = token_source(s)
         dead_letter = PubSubPublisher(s.project, s.dead_letter_topic) \
             if s.dead_letter_topic else None
         ledger = DeliveryLedger(
             FirestoreIdempotencyBackend(s.project, s.idempotency_collection),
             lease_seconds=s.lease_seconds, ttl_seconds=s.idempotency_ttl_hours * 3600,
             dead_letter=dead_letter)
-        client = GraphCapiClient(s.graph_url, s.api_version, s.pixel_id, timeout=s.graph_timeout)
+        shared: list = []  # the deployment's token source, built once if a pixel uses it
+
+        def default_token():
+            if not shared:
+                shared.append(token_source(s))
+            return shared[0]
+
+        pixels = []
+        for pixel in s.delivery_pixels():  # each with its own client, token source, test code
+            client = GraphCapiClient(s.graph_url, s.api_version, pixel.id,
+                                     timeout=s.graph_timeout)
+            secrets = pixel_token_source(s, pixel) or default_token()
+            config = SenderConfig(test_event_code=pixel.test_event_code, pixel_id=pixel.id)
+            pixels.append((pixel, GraphSender(client, secrets, config)))
         return ProcessService(
             ledger=ledger,
-            sender=GraphSender(client, secrets, SenderConfig(test_event_code=s.test_event_code)),
+            pixels=pixels,
             clock=SystemClock(),
             policy=DeliveryPolicy(pixel_id=s.pixel_id, max_attempts=s.max_attempts),
             rules=rules_from(s),

@@ -17,7 +17,7 @@ SAFE_KEYS = frozenset({
     "verdict", "fbtrace_id", "http_status", "attempt", "attempts", "batch_size", "sent",
     "dead_lettered", "skipped", "released", "retry_after", "duration_ms", "message_id",
     "pixel_id", "topic", "status", "cause", "consent", "enriched_keys", "count", "port", "url",
-    "error_type", "delivery_attempt", "match_keys", "policy",
+    "error_type", "delivery_attempt", "match_keys", "policy", "unrouted",
     # enrichment: names of keys and kinds of documents, never a value or a document id
     "matched_by", "remembered",
 })

@@ -141,7 +141,7 @@ class DeliveryLedger:
 
 
     def dead_letter(self, key: str, queued: QueuedEvent, now: float, attempts: int,
-                    letter: DeadLetter) -> None:
+                    letter: DeadLetter, *, pixel_id: str | None = None) -> None:
         """Publishes the event to the dead-letter topic, then records it failed: once.
 
         When the topic does not take it, the claim is given back and PublishFailed raised, so
@@ -151,6 +151,8 @@ class DeliveryLedger:
         attributes = {**letter.attributes(), "event_name": event.event_name,
                       "event_id": event.event_id, "attempts": str(attempts),
                       "dead_lettered_at": str(int(now))}
+        if pixel_id:
+            attributes["pixel_id"] = pixel_id
         try:
             self.publish_dead(encode([queued]), attributes)
         except PublishFailed:
@@ -159,7 +161,7 @@ class DeliveryLedger:
         self.mark_failed(key, now, attempts, letter)
         log.warning("dead-lettered", component="process", event_name=event.event_name,
                     event_id=event.event_id, reason=letter.reason.value, code=letter.code,
-                    subcode=letter.subcode, attempts=attempts)
+                    subcode=letter.subcode, attempts=attempts, pixel_id=pixel_id)
 
     def publish_dead(self, data: bytes, attributes: dict[str, str]) -> None:
         """Publishes a message as is (an undecodable one has no event and no key)."""

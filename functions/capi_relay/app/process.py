@@ -1,7 +1,12 @@
 """The process service: sequences the pipeline, the ledger and the sender for one message.
 
     decode -> pipeline.decide (consent, enrichment, regional, guard, Meta's rules)
-           -> ledger.claim -> coalescer + sender.send -> ledger: settle, dead-letter
+           -> routing (which pixels) -> ledger.claim, one per (pixel, event)
+           -> coalescer + one sender per pixel -> ledger: settle, dead-letter
+
+Each pixel's copy of an event is claimed, sent and settled on its own: a pixel whose token is
+rejected, whose requests fail or that refuses the event holds, retries or dead-letters only its
+copies; the other pixels' are sent and recorded, so a redelivery sends only what is still owed.
 
 Raise means retry, return means ack: ``process`` raises a TransientError (TokenProblem,
 Throttled, GraphUnavailable, or the error that interrupted it) when any event in the message
@@ -10,8 +15,9 @@ still needs another try; everything else is recorded and acknowledged.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from capi_relay import log
 from capi_relay.app.coalescer import Arrival, Coalescer
@@ -24,6 +30,7 @@ from capi_relay.core.envelope import QueuedEvent, decode
 from capi_relay.core.errors import InvalidEvent, RelayError, TokenProblem, TransientError
 from capi_relay.core.graph_outcome import GraphOutcome
 from capi_relay.core.model import CapiEvent
+from capi_relay.core.routing import Pixel, pixels_for
 
 
 @dataclass
@@ -33,6 +40,7 @@ class _Item:
     queued: QueuedEvent
     event: CapiEvent
     key: str
+    pixel: str
     attempts: int = 0
     outcome: Outcome = Outcome.PENDING
     dead: DeadLetter | None = None
@@ -48,6 +56,7 @@ class ProcessReport:
     dead_lettered: int = 0
     consent_dropped: int = 0
     retry: int = 0
+    unrouted: int = 0  # events no pixel's route takes: acknowledged, not sent
     reasons: dict[str, int] = field(default_factory=dict)  # DeadReason value -> count
 
 
@@ -60,11 +69,22 @@ class DeliveryPolicy:
 
 
 class ProcessService:
-    def __init__(self, *, ledger: DeliveryLedger, sender: GraphSender, clock: Clock,
-                 policy: DeliveryPolicy, rules: pipeline.Policy = pipeline.DEFAULT_POLICY,
+    """``pixels``: each pixel with its route and its own sender (client, token, test code), in
+    order; without it, ``sender`` delivers every event to ``policy.pixel_id``."""
+
+    def __init__(self, *, ledger: DeliveryLedger, clock: Clock, policy: DeliveryPolicy,
+                 sender: GraphSender | None = None,
+                 pixels: Sequence[tuple[Pixel, GraphSender]] | None = None,
+                 rules: pipeline.Policy = pipeline.DEFAULT_POLICY,
                  enrich: pipeline.Enrich | None = None, coalescer: Coalescer | None = None):
+        if pixels is None:
+            if sender is None:
+                raise ValueError("ProcessService needs a sender or pixels")
+            pixels = ((Pixel(policy.pixel_id), sender),)
+        self.pixels = tuple(pixel for pixel, _ in pixels)
+        self.senders = {pixel.id: pixel_sender for pixel, pixel_sender in pixels}
+        self.sender = self.senders.get(policy.pixel_id) or pixels[0][1]  # the main pixel's
         self.ledger = ledger
-        self.sender = sender
         self.clock = clock
         self.policy = policy
         self.rules = rules
@@ -90,7 +110,10 @@ class ProcessService:
             return report
 
         now = self.clock.now()
-        items = [item for item in (self._decide(q, now, report) for q in queued) if item]
+        items = [item for q in queued for item in self._decide(q, now, report)]
+        if report.unrouted:  # counted by monitoring: events no pixel takes
+            log.warning("not sent: no pixel route", component="process", count=report.unrouted,
+                        events=sorted({q.event.event_name for q in queued if not self.route(q)}))
         insufficient = sum(i.dead is not None and i.dead.reason is
                            DeadReason.INSUFFICIENT_CUSTOMER_INFORMATION for i in items)
         if insufficient:  # counted by monitoring and report: events Meta cannot match
@@ -111,27 +134,45 @@ class ProcessService:
         log.info("processed", component="process", sent=report.sent,
                  skipped=report.duplicates, dead_lettered=report.dead_lettered,
                  consent=report.consent_dropped or None, released=report.retry or None,
-                 count=len(queued))
+                 unrouted=report.unrouted or None, count=len(queued))
         if report.retry:
             raise _retry_error(items, report.retry)
         return report
 
-    def _decide(self, queued: QueuedEvent, now: float, report: ProcessReport) -> _Item | None:
+    def route(self, queued: QueuedEvent) -> tuple[Pixel, ...]:
+        """The pixels one queued event goes to. A dead-lettered copy names its pixel (replay
+        resends it there alone, if that pixel is still configured)."""
+        if queued.pixel is not None:
+            return tuple(p for p in self.pixels if p.id == queued.pixel)
+        event = queued.event
+        return pixels_for(self.pixels, event_name=event.event_name, url=event.event_source_url,
+                          source=queued.source)
+
+    def _decide(self, queued: QueuedEvent, now: float, report: ProcessReport) -> list[_Item]:
+        """One item per pixel the event goes to (the event decided once for all of them)."""
+        targets = self.route(queued)
+        if not targets:
+            report.unrouted += 1
+            return []
         decision = pipeline.decide(queued, now, self.rules, self.enrich)
         if decision.event is None:
             report.consent_dropped += 1
             log.info("not sent: consent", component="process", event_name=queued.event.event_name,
                      event_id=queued.event.event_id, consent=decision.consent.reason)
-            return None
+            return []
         if "guard" in decision.removed:
             log.warning("hashed key dropped: value is not a SHA-256 hash", component="process",
                         event_id=queued.event.event_id, fields=list(decision.removed["guard"]))
         event = decision.event
-        item = _Item(queued, event, event_key(self.policy.pixel_id, event.event_name,
-                                              event.event_id))
         if decision.dead is not None:
+            # dead whatever the pixel (too old, too little to match): dead-lettered once, under
+            # the first pixel's claim; a replay routes it afresh
+            item = _Item(queued, event, event_key(targets[0].id, event.event_name,
+                                                  event.event_id), targets[0].id)
             item.outcome, item.dead = Outcome.DEAD, decision.dead
-        return item
+            return [item]
+        return [_Item(queued, event, event_key(p.id, event.event_name, event.event_id), p.id)
+                for p in targets]
 
     def _claim_all(self, items: list[_Item], now: float, report: ProcessReport, *,
                    replay: bool = False) -> list[_Item]:
@@ -155,9 +196,31 @@ class ProcessService:
         return to_send
 
     def _send(self, batch: list[_Item]) -> None:
-        """The coalescer's delivery: one sender call for every caller's events."""
-        for item, delivery in zip(batch, self.sender.send([i.event for i in batch]),
-                                    strict=True):
+        """The coalescer's delivery: per pixel, one sender call for every caller's copies.
+
+        Pixels are sent to side by side, each on its own sender: one pixel's slow or failing
+        requests, or an unreadable token, neither delay nor hold the others' copies."""
+        by_pixel: dict[str, list[_Item]] = {}
+        for item in batch:
+            by_pixel.setdefault(item.pixel, []).append(item)
+        if len(by_pixel) == 1:
+            self._send_pixel(*by_pixel.items())
+            return
+        with ThreadPoolExecutor(max_workers=len(by_pixel)) as pool:
+            for done in [pool.submit(self._send_pixel, entry) for entry in by_pixel.items()]:
+                done.result()  # re-raises what is not a RelayError (a bug): as before
+
+    def _send_pixel(self, entry: tuple[str, list[_Item]]) -> None:
+        pixel, items = entry
+        try:
+            deliveries = self.senders[pixel].send([i.event for i in items])
+        except RelayError as exc:  # e.g. its token secret unreadable: this pixel's copies wait
+            log.error("send failed, will retry", component="process", pixel_id=pixel,
+                      error_type=type(exc).__name__, batch_size=len(items))
+            for item in items:
+                item.outcome, item.hold = Outcome.HELD, Hold.INTERRUPTED
+            return
+        for item, delivery in zip(items, deliveries, strict=True):
             item.outcome, item.fbtrace_id = delivery.outcome, delivery.fbtrace_id
             item.dead, item.hold, item.graph = delivery.dead, delivery.hold, delivery.graph
 
@@ -168,8 +231,12 @@ class ProcessService:
                 self.ledger.mark_sent(item.key, now, item.attempts, item.fbtrace_id)
                 report.sent += 1
             elif item.outcome is Outcome.DEAD:
-                self.ledger.dead_letter(item.key, replace(item.queued, event=item.event), now,
-                                        item.attempts, item.dead)
+                # a copy dead for its pixel alone (Meta refused it, retries ran out) names the
+                # pixel, so a replay resends it there only
+                pixel = item.pixel if item.dead.reason in PER_PIXEL else None
+                self.ledger.dead_letter(item.key, replace(item.queued, event=item.event,
+                                                          pixel=pixel),
+                                        now, item.attempts, item.dead, pixel_id=item.pixel)
                 report.dead_lettered += 1
                 reason = item.dead.reason.value
                 report.reasons[reason] = report.reasons.get(reason, 0) + 1
@@ -179,10 +246,17 @@ class ProcessService:
                     attempts = item.attempts - 1 if item.hold is Hold.TOKEN else item.attempts
                     self.ledger.release(item.key, now, attempts)
                 report.retry += 1
-        held_by_token = sum(i.hold is Hold.TOKEN for i in items)
-        if held_by_token:
+        held_by_token: dict[str, int] = {}
+        for item in items:
+            if item.hold is Hold.TOKEN:
+                held_by_token[item.pixel] = held_by_token.get(item.pixel, 0) + 1
+        for pixel, count in held_by_token.items():  # per pixel: the others' went out
             log.error("access token rejected by Meta; events held for retry", component="process",
-                      cause="token", count=held_by_token)
+                      cause="token", count=count, pixel_id=pixel)
+
+
+#: dead-letter reasons that concern one pixel's copy, not the event
+PER_PIXEL = frozenset({DeadReason.REJECTED, DeadReason.RETRIES_EXHAUSTED})
 
 
 def _retry_error(items: list[_Item], count: int) -> TransientError:

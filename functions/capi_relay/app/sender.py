@@ -29,6 +29,7 @@ MAX_IN_CALL_WAIT_SECONDS = 2.0
 class SenderConfig:
     test_event_code: str | None = None
     in_call_retries: int = 2
+    pixel_id: str | None = None  # named in its log lines when the relay feeds several pixels
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class GraphSender:
     def _deliver(self, batch: Sequence[CapiEvent]) -> list[Delivery]:
         outcome = self._request([event.to_wire() for event in batch])
         if outcome.verdict is Verdict.OK:
-            log.info("sent", component="process", batch_size=len(batch),
+            log.info("sent", component="process", pixel_id=self.config.pixel_id,
+                     batch_size=len(batch),
                      events_received=outcome.events_received, fbtrace_id=outcome.fbtrace_id,
                      match_keys=match_key_counts(batch))
             return [Delivery(Outcome.SENT, fbtrace_id=outcome.fbtrace_id)] * len(batch)
@@ -76,7 +78,8 @@ class GraphSender:
             return self._deliver(batch[:middle]) + self._deliver(batch[middle:])
         hold = Hold.for_verdict(outcome.verdict)
         log.log("ERROR" if hold is Hold.TOKEN else "WARNING", "send failed, will retry",
-                component="process", verdict=outcome.verdict.value, code=outcome.code,
+                component="process", pixel_id=self.config.pixel_id,
+                verdict=outcome.verdict.value, code=outcome.code,
                 subcode=outcome.subcode, batch_size=len(batch), fbtrace_id=outcome.fbtrace_id)
         return [Delivery(Outcome.HELD, hold=hold, graph=outcome)] * len(batch)
 

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping
 
 from capi_relay.core.errors import InvalidEvent
 from capi_relay.core.model import CapiEvent, canonical_json
-from capi_relay.core.routing import KEY_NAME
+from capi_relay.core.routing import KEY_NAME, PIXEL_ID
 
 VERSION = 1
 
@@ -24,6 +24,8 @@ class QueuedEvent:
     #: the name of the ingest key it came with (``name@key``), never the key; pixel routes
     #: read it (core.routing)
     source: str | None = None
+    #: set on a dead-lettered copy that concerns one pixel: a replay resends it there alone
+    pixel: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event": self.event.to_wire()}
@@ -35,6 +37,8 @@ class QueuedEvent:
             out["dropped"] = list(self.dropped)
         if self.source:
             out["source"] = self.source
+        if self.pixel:
+            out["pixel"] = self.pixel
         return out
 
     @classmethod
@@ -45,7 +49,12 @@ class QueuedEvent:
             consent=dict(data.get("consent") or {}),
             dropped=tuple(data.get("dropped") or ()),
             source=_source(data.get("source")),
+            pixel=_pixel(data.get("pixel")),
         )
+
+
+def _pixel(value: Any) -> str | None:
+    return value if isinstance(value, str) and PIXEL_ID.fullmatch(value) else None
 
 
 def _source(value: Any) -> str | None:
