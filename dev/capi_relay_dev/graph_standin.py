@@ -386,14 +386,19 @@ class GraphStandin:
         seed: int | None = None,
         future_tolerance: float = FUTURE_TOLERANCE_SECONDS,
         log: TextIO | None = None,
+        pixel_tokens: dict[str, str] | None = None,
     ) -> None:
         self.expected_token = expected_token
+        #: per pixel, the only token its /events edge accepts (others: ``expected_token``), as
+        #: Meta accepts a token only for the datasets its system user may use
+        self._pixel_tokens = dict(pixel_tokens or {})
         self.clock = clock
         self.future_tolerance = future_tolerance
         self._log = log
         self._lock = threading.Lock()
         self._accepted: list[dict[str, Any]] = []
-        self._seen: set[tuple[Any, Any]] = set()
+        self._accepted_pixels: list[str] = []  # the pixel each accepted event was sent to
+        self._seen: set[tuple[Any, Any, Any]] = set()
         self._in_flight: set[Any] = set()
         self._duplicates = 0
         self._request_lines: list[str] = []
@@ -459,6 +464,22 @@ class GraphStandin:
         with self._lock:
             return list(self._accepted)
 
+    def accepted_by_pixel(self) -> dict[str, list[dict[str, Any]]]:
+        """The accepted events per pixel id, oldest first."""
+        with self._lock:
+            out: dict[str, list[dict[str, Any]]] = {}
+            for pixel, record in zip(self._accepted_pixels, self._accepted, strict=True):
+                out.setdefault(pixel, []).append(record)
+            return out
+
+    def set_pixel_token(self, pixel_id: str, token: str | None) -> None:
+        """The token ``pixel_id``'s edge accepts from now on (None: ``expected_token``)."""
+        with self._lock:
+            if token is None:
+                self._pixel_tokens.pop(pixel_id, None)
+            else:
+                self._pixel_tokens[pixel_id] = token
+
     @property
     def requests(self) -> int:
         with self._lock:
@@ -497,6 +518,7 @@ class GraphStandin:
         with self._lock:
             cleared = len(self._accepted)
             self._accepted.clear()
+            self._accepted_pixels.clear()
             self._seen.clear()
             self._duplicates = 0
             return cleared
@@ -555,7 +577,7 @@ class GraphStandin:
         match = _EVENTS_PATH.match(path)
         if match and method == "POST":
             content_type = handler.headers.get("Content-Type", "")
-            return self._post_events(raw, content_type, parse_qs(query))
+            return self._post_events(raw, content_type, parse_qs(query), match.group(2))
         if match:
             return 400, Rejection(400, 100, f"Unsupported {method.lower()} request.").body(
                 _fbtrace_id()), {"code": 100}
@@ -575,8 +597,8 @@ class GraphStandin:
             return 400, {"error": {"message": str(exc), "code": 100}}, {}
         return 200, asdict(faults), {}
 
-    def _post_events(self, raw: bytes, content_type: str,
-                     query: dict[str, list[str]]) -> tuple[int, Any, dict[str, Any]]:
+    def _post_events(self, raw: bytes, content_type: str, query: dict[str, list[str]],
+                     pixel_id: str = "") -> tuple[int, Any, dict[str, Any]]:
         fault = self._decide_fault()
         if fault is not None:
             rejection, name = fault
@@ -606,7 +628,9 @@ class GraphStandin:
             with self._lock:
                 self._in_flight -= ids
 
-        rejection = check_token(token if isinstance(token, str) else None, self.expected_token)
+        with self._lock:
+            expected = self._pixel_tokens.get(pixel_id, self.expected_token)
+        rejection = check_token(token if isinstance(token, str) else None, expected)
         if rejection is None:
             rejection = check_batch(data, now=self.clock(), future_tolerance=self.future_tolerance)
         if rejection is None and self.faults.reject_marker:
@@ -622,8 +646,9 @@ class GraphStandin:
                 record["test_event_code"] = str(test_event_code)
         with self._lock:
             self._accepted.extend(records)
-            for record in records:  # Meta deduplicates on (event_name, event_id)
-                key = (record.get("event_name"), record.get("event_id"))
+            self._accepted_pixels.extend([pixel_id] * len(records))
+            for record in records:  # Meta deduplicates on (event_name, event_id), per dataset
+                key = (pixel_id, record.get("event_name"), record.get("event_id"))
                 if key in self._seen:
                     self._duplicates += 1
                 self._seen.add(key)

@@ -6,6 +6,7 @@ Used by ``make dev``, ``make demo`` and the integration tests. Everything listen
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -130,6 +131,9 @@ class LocalStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     standin_options: dict[str, Any] = field(default_factory=dict)
+    #: more pixels (PIXELS entries), each with a "token": the relay reads it from an environment
+    #: variable (``token_env``) and the stand-in accepts it for that pixel alone
+    extra_pixels: list[dict[str, Any]] = field(default_factory=list)
     #: where the functions' log lines are copied, prefixed with the function's name
     echo: TextIO | None = None
     processes: list[Process] = field(default_factory=list)
@@ -161,8 +165,9 @@ class LocalStack:
 
             self._standin_log = open(self.log_dir / "graph-standin.log", "a") \
                 if self.log_dir else open(os.devnull, "w")
-            self.standin = GraphStandin("127.0.0.1", 0, expected_token=self.access_token,
-                                        log=self._standin_log)
+            self.standin = GraphStandin(
+                "127.0.0.1", 0, expected_token=self.access_token, log=self._standin_log,
+                pixel_tokens={str(p["id"]): p["token"] for p in self.extra_pixels})
             if self.standin_options:
                 self.standin.set_faults(**self.standin_options)
             self.standin.start()
@@ -189,6 +194,14 @@ class LocalStack:
             "META_ACCESS_TOKEN": self.access_token,
             "PYTHONUNBUFFERED": "1",
         })
+        if self.extra_pixels:
+            pixels = []
+            for pixel in self.extra_pixels:
+                entry = {k: v for k, v in pixel.items() if k != "token"}
+                entry["token_env"] = f"CAPI_RELAY_PIXEL_TOKEN_{pixel['id']}"
+                env[entry["token_env"]] = pixel["token"]
+                pixels.append(entry)
+            env["PIXELS"] = json.dumps(pixels)
         env.update(self.extra_env)
         return env
 

@@ -215,10 +215,11 @@ class Settings:
         for index, pixel in enumerate(pixels):
             if pixel.token_env:
                 token = env.get(pixel.token_env, "").strip()
-                if not token:
+                if token:
+                    pixel_tokens[pixel.id] = token
+                elif "token" in need:  # the processor; preview and ingest need no token
                     raise ConfigurationError(
                         f"PIXELS[{index}].token_env: {pixel.token_env} is not set")
-                pixel_tokens[pixel.id] = token
 
         def as_json(name: str) -> Any:
             text = get(name)

@@ -59,7 +59,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
         out = preview(events, now=now, rules=rules, enrich=enrich,
                       new_id=lambda: str(uuid.uuid4()),
                       request=RequestContext(ip=args.ip, user_agent=args.user_agent),
-                      explain=args.explain)
+                      explain=args.explain,
+                      # with PIXELS set: which pixels each event would go to
+                      pixels=settings.delivery_pixels() if settings.pixels else None,
+                      source=args.key_name)
     for row in out.get("rejected", ()):
         for reason in row["errors"]:
             print(f"event {row['index']}: {reason}", file=sys.stderr)
@@ -127,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--currency", help="default currency (ISO 4217), as DEFAULT_CURRENCY")
     preview.add_argument("--user-agent", help="as if posted by this browser (request header)")
     preview.add_argument("--ip", help="as if posted from this address")
+    preview.add_argument("--key-name", metavar="NAME",
+                         help="as if posted with the ingest key named NAME (name@key), for "
+                              "PIXELS routes by source_keys")
     preview.add_argument("--explain", action="store_true",
                          help="say per event where each field came from, what was dropped "
                               "and why, and which personal-looking keys were not used")

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 from capi_relay.app.enrichment import Enricher
 from capi_relay.core import pipeline
 from capi_relay.core.mapping import NO_REQUEST, RequestContext
+from capi_relay.core.routing import Pixel, pixels_for
 
 #: preview needs none of the deployment's resource names; these stand in when they are unset
 _PLACEHOLDERS = {"GOOGLE_CLOUD_PROJECT": "preview", "PUBSUB_TOPIC": "preview",
@@ -86,7 +87,8 @@ class ProfilesFile:
 
 def preview(events: Sequence[Any], *, now: float, rules: pipeline.Policy,
             new_id: Callable[[], str], enrich: pipeline.Enrich | None = None,
-            request: RequestContext = NO_REQUEST, explain: bool = False) -> dict[str, Any]:
+            request: RequestContext = NO_REQUEST, explain: bool = False,
+            pixels: Sequence[Pixel] | None = None, source: str | None = None) -> dict[str, Any]:
     """Every step for every event: what Meta would receive, and why the rest would not go.
 
     - ``data``: the events as sent to Meta, in order.
@@ -98,12 +100,16 @@ def preview(events: Sequence[Any], *, now: float, rules: pipeline.Policy,
       ``guard``), names only.
     - ``explain`` (with ``explain``): per event, where each field came from, what mapping
       dropped and why, personal-looking keys not used, and why it would be dead-lettered.
+    - ``pixels`` (given ``pixels``, PIXELS' routes): per event in ``data``, the pixels it
+      would go to, as if posted with the key named ``source``; an event no route takes is
+      ``not_sent`` as ``no_pixel_route``.
     """
     data: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     not_sent: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
     explained: list[dict[str, Any]] = []
+    routed: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for index, raw in enumerate(events):
         # explain=True always: a refused event's report names the keys found and its draft
@@ -118,8 +124,16 @@ def preview(events: Sequence[Any], *, now: float, rules: pipeline.Policy,
         if mapped.event is None:
             rejected.append(_refused(index, mapped))
             continue
-        decision = pipeline.decide(pipeline.queued(mapped), now, rules, enrich)
         event_id = mapped.event.event_id
+        targets = None
+        if pixels is not None:  # the processor routes before it decides (core.routing)
+            targets = pixels_for(pixels, event_name=mapped.event.event_name,
+                                 url=mapped.event.event_source_url, source=source)
+            if not targets:
+                not_sent.append({"index": index, "event_id": event_id,
+                                 "reason": "no_pixel_route"})
+                continue
+        decision = pipeline.decide(pipeline.queued(mapped), now, rules, enrich)
         for step, names in decision.removed.items():
             dropped.append({"index": index, "step": step, "fields": list(names)})
         if decision.event is None:
@@ -138,7 +152,12 @@ def preview(events: Sequence[Any], *, now: float, rules: pipeline.Policy,
             not_sent.append(entry)
             continue
         data.append(decision.event.to_wire())
+        if targets is not None:
+            routed.append({"index": index, "event_id": event_id,
+                           "pixels": [p.id for p in targets]})
     out: dict[str, Any] = {"data": data}
+    if pixels is not None:
+        out["pixels"] = routed
     for name, rows in (("rejected", rejected), ("not_sent", not_sent), ("dropped", dropped)):
         if rows:
             out[name] = rows

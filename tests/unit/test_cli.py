@@ -144,3 +144,33 @@ def test_preview_simulates_enrichment_from_a_profiles_file_and_refuses_bad_setti
     assert bad.returncode == 2 and "LDU_REGIONS" in bad.stderr
     missing = run("preview", "--profiles", str(tmp_path / "none.json"), stdin=page_view)
     assert missing.returncode == 2 and "--profiles" in missing.stderr
+
+
+def test_preview_names_the_pixels_each_event_would_go_to():
+    lead = json.loads((EVENTS / "lead.json").read_text())
+    purchase = json.loads((EVENTS / "ga4_purchase_sgtm.json").read_text())
+    view = json.loads((EVENTS / "page_view.json").read_text())
+    body = json.dumps([lead, purchase, view])
+    pixels = json.dumps([
+        {"id": "1234567890", "route": {"hosts": ["*.example.org"]}},  # META_PIXEL_ID's route
+        {"id": "222", "route": {"event_names": ["Purchase"], "source_keys": ["shop-sgtm"]}},
+        {"id": "333", "token_env": "NOT_SET_HERE", "route": {"hosts": ["shop.example.com"]}}])
+    env = {"PYTHONPATH": FUNCTIONS, "PATH": "/usr/bin:/bin", "META_PIXEL_ID": "1234567890",
+           "PIXELS": pixels}
+    result = subprocess.run([*CLI, "preview", "--now", str(NOW), "--key-name", "shop-sgtm"],
+                            input=body, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert [(row["index"], row["pixels"]) for row in out["pixels"]] == [
+        (0, ["1234567890"]), (1, ["222", "333"]), (2, ["333"])]
+    assert [e["event_id"] for e in out["data"]] == [row["event_id"] for row in out["pixels"]]
+    other_key = subprocess.run([*CLI, "preview", "--now", str(NOW)], input=json.dumps(
+        [{**lead, "page_location": "https://elsewhere.example/"}, purchase]),
+        capture_output=True, text=True, env=env, timeout=60)
+    out = json.loads(other_key.stdout)
+    assert [row["pixels"] for row in out["pixels"]] == [["333"]]
+    assert out["not_sent"] == [{"index": 0, "event_id": "lead-3003",
+                                "reason": "no_pixel_route"}]
+    assert "event 0: not sent: no_pixel_route" in other_key.stderr
+    # without PIXELS the output is as before: one pixel, every event
+    assert "pixels" not in json.loads(run("preview", "--now", str(NOW), stdin=body).stdout)

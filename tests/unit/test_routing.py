@@ -152,7 +152,10 @@ def test_settings_with_pixels():
     assert [p.id for p in s.delivery_pixels()] == ["999", "222", "333"]
     assert s.pixel_tokens == {"222": "EAAb"} and "EAAb" not in repr(s)
     with pytest.raises(ConfigurationError, match=r"PIXELS\[0\].token_env: TOKEN_B is not set"):
-        Settings.from_env({**BASE, "PIXELS": pixels})
+        Settings.from_env({**BASE, "PIXELS": pixels,
+                           "META_TOKEN_SECRET": "projects/p/secrets/m/versions/latest"},
+                          need=("token",))
+    assert Settings.from_env({**BASE, "PIXELS": pixels}).pixel_tokens == {}  # preview: no token
     # every pixel has its own token, the main one included: no deployment token needed
     own = json.dumps([{"id": "999", "token_env": "TOKEN_A"}, {"id": "222", "token_env": "TOKEN_B"}])
     s = Settings.from_env({**BASE, "PIXELS": own, "TOKEN_A": "a", "TOKEN_B": "b"},
