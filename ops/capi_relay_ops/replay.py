@@ -61,6 +61,8 @@ def replay(subscriber, publisher, *, subscription: str, topic: str, chosen: Repl
             line = {"event_name": attributes.get("event_name"),
                     "event_id": attributes.get("event_id"), "reason": attributes.get("reason"),
                     "action": ("would replay" if dry_run else "replayed") if take else "kept"}
+            if attributes.get("pixel_id"):  # a copy dead for one pixel: replayed to it alone
+                line["pixel_id"] = attributes["pixel_id"]
             out.write(json.dumps(line) + "\n")
             if take and not dry_run:
                 publisher.publish(topic, message.data, **{
