@@ -5,7 +5,9 @@ function's own with ``--function``), through
 ``Settings.from_env``; reads the token the way the processor does (META_ACCESS_TOKEN, else the
 Secret Manager version META_TOKEN_SECRET names); sends one test event with a test event code,
 so the check shows under Events Manager's "Test events" and counts as no real event; and warns
-when META_API_VERSION nears or passes its published expiry (graph_versions.py).
+when META_API_VERSION nears or passes its published expiry (graph_versions.py). With
+``PIXELS``, each further pixel's token is checked the same way, with that pixel's own test event
+code (its PIXELS entry's, or ``--pixel-test-event-code PIXEL=CODE``).
 
 Never prints a token or any secret value: problems name the setting. Exit 0: nothing failed
 (warnings allowed); 1: at least one check failed.
@@ -140,21 +142,54 @@ def doctor_event(now: float) -> dict:
 def check_token(settings, test_event_code: str | None, *, now: float,
                 token_source: Callable | None = None, client=None) -> list[Finding]:
     from capi_relay import bootstrap
-    from capi_relay.adapters.graph import GraphCapiClient
-    from capi_relay.core.errors import RelayError
-    from capi_relay.core.graph_outcome import Verdict
 
     code = test_event_code or settings.test_event_code
     if not code:
         return [Finding("warn", "token", "not checked: pass --test-event-code (Events Manager "
                                           "> Test events) so the check event is not counted")]
+    main = next(p for p in settings.delivery_pixels() if p.id == settings.pixel_id)
+    source = token_source or (lambda s: bootstrap.pixel_token_source(s, main)
+                              or bootstrap.token_source(s))
+    return _check_pixel_token(settings, settings.pixel_id, code, source, now=now, client=client)
+
+
+def check_pixel_tokens(settings, codes: Mapping[str, str], *, now: float,
+                       clients: Mapping[str, object] | None = None) -> list[Finding]:
+    """Each pixel of PIXELS besides META_PIXEL_ID's: its token, with its own test event code
+    (``codes``, else its PIXELS entry's); without one, a warning and no call."""
+    from capi_relay import bootstrap
+
+    findings = []
+    for pixel in settings.delivery_pixels():
+        if pixel.id == settings.pixel_id:
+            continue
+        code = codes.get(pixel.id) or pixel.test_event_code
+        if not code:
+            findings.append(Finding("warn", "token", f"pixel {pixel.id}: not checked: pass "
+                                    f"--pixel-test-event-code {pixel.id}=CODE"))
+            continue
+
+        def source(s, pixel=pixel):
+            return bootstrap.pixel_token_source(s, pixel) or bootstrap.token_source(s)
+        findings.extend(_check_pixel_token(settings, pixel.id, code, source, now=now,
+                                           client=(clients or {}).get(pixel.id)))
+    return findings
+
+
+def _check_pixel_token(settings, pixel_id: str, code: str, source: Callable, *, now: float,
+                       client=None) -> list[Finding]:
+    from capi_relay.adapters.graph import GraphCapiClient
+    from capi_relay.core.errors import RelayError
+    from capi_relay.core.graph_outcome import Verdict
+
+    which = "" if pixel_id == settings.pixel_id else f"pixel {pixel_id}: "
     try:
-        token = (token_source or bootstrap.token_source)(settings).get()
+        token = source(settings).get()
     except RelayError as exc:  # names the secret version, never its value
-        return [Finding("fail", "token", f"could not read the token: {exc}")]
+        return [Finding("fail", "token", f"{which}could not read the token: {exc}")]
     own_client = client is None
     client = client or GraphCapiClient(settings.graph_url, settings.api_version,
-                                       settings.pixel_id, timeout=settings.graph_timeout)
+                                       pixel_id, timeout=settings.graph_timeout)
     try:
         outcome = client.send([doctor_event(now)], token, test_event_code=code)
     finally:
@@ -163,19 +198,20 @@ def check_token(settings, test_event_code: str | None, *, now: float,
     detail = f"code {outcome.code}, subcode {outcome.subcode}: {outcome.message}"
     if outcome.verdict is Verdict.OK:
         return [Finding("ok", "token", f"Meta accepted a test event for pixel "
-                                       f"{settings.pixel_id} (events_received="
+                                       f"{pixel_id} (events_received="
                                        f"{outcome.events_received}, fbtrace_id "
                                        f"{outcome.fbtrace_id})")]
     if outcome.verdict is Verdict.TOKEN:
         what = "expired" if outcome.subcode in _EXPIRED_SUBCODES else "rejected"
-        return [Finding("fail", "token", f"Meta {what} the token ({detail}); put a new "
-                                         "system-user token in the secret")]
-    return [Finding("fail", "token", f"the test event failed: {outcome.verdict.value} "
-                                     f"({detail})")]
+        return [Finding("fail", "token", f"{which}Meta {what} the token ({detail}); put a "
+                                         "new system-user token in the secret")]
+    return [Finding("fail", "token", f"{which}the test event failed: "
+                                     f"{outcome.verdict.value} ({detail})")]
 
 
 def run(env: Mapping[str, str], *, today: date, now: float, test_event_code: str | None,
-        skip_token: bool = False, out: TextIO = sys.stdout, **token_options) -> int:
+        skip_token: bool = False, out: TextIO = sys.stdout,
+        pixel_codes: Mapping[str, str] | None = None, **token_options) -> int:
     settings, findings = check_settings(env)
     if settings is not None:
         status = version_status(settings.api_version, today)
@@ -184,6 +220,7 @@ def run(env: Mapping[str, str], *, today: date, now: float, test_event_code: str
             findings.append(Finding("warn", "token", "not checked (--skip-token)"))
         elif not any(f.level == "fail" for f in findings if f.check == "settings"):
             findings.extend(check_token(settings, test_event_code, now=now, **token_options))
+            findings.extend(check_pixel_tokens(settings, pixel_codes or {}, now=now))
     for finding in findings:
         print(f"{finding.level.upper():4}  {finding.check}: {finding.text}", file=out)
     failed = sum(f.level == "fail" for f in findings)
@@ -210,8 +247,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"capi-relay doctor: {exc}", file=sys.stderr)
         return 1
+    codes = {}
+    for entry in args.pixel_test_event_code or ():
+        pixel, _, code = entry.partition("=")
+        if not (pixel.strip() and code.strip()):
+            print("capi-relay doctor: --pixel-test-event-code: use PIXEL=CODE", file=sys.stderr)
+            return 1
+        codes[pixel.strip()] = code.strip()
     return run(env, today=today, now=time.time(), test_event_code=args.test_event_code,
-               skip_token=args.skip_token)
+               skip_token=args.skip_token, pixel_codes=codes)
 
 
 def register(sub) -> None:
@@ -225,6 +269,9 @@ def register(sub) -> None:
     parser.add_argument("--project", help="the function's project (with --function)")
     parser.add_argument("--test-event-code", help="Events Manager test event code for the token "
                                                   "check (default: META_TEST_EVENT_CODE)")
+    parser.add_argument("--pixel-test-event-code", action="append", metavar="PIXEL=CODE",
+                        help="test event code for the token check of a pixel of PIXELS "
+                             "(repeatable; default: its PIXELS entry's)")
     parser.add_argument("--skip-token", action="store_true", help="do not call Meta")
     parser.add_argument("--today", help="the date to check the API version against "
                                         "(YYYY-MM-DD; default: today, UTC)")

@@ -202,3 +202,27 @@ def test_settings_of_a_deployed_function(standin, tmp_path, capsys, monkeypatch)
     gcloud.write_text("#!/bin/sh\necho 'ERROR: NOT_FOUND' >&2\nexit 1\n")
     assert main(["doctor", "--function", "nope"]) == 1
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_each_pixel_of_pixels_has_its_token_checked_with_its_own_test_code():
+    import json
+
+    with GraphStandin("127.0.0.1", 0, expected_token=TOKEN, log=io.StringIO(),
+                      pixel_tokens={"2222222222": "EAApixelB", "3333333333": "EAApixelC"}) as g:
+        pixels = [{"id": "2222222222", "token_env": "TOKEN_B", "test_event_code": "TESTB"},
+                  {"id": "3333333333", "token_env": "TOKEN_C"},
+                  {"id": "4444444444"}]
+        env = env_for(g, PIXELS=json.dumps(pixels), TOKEN_B="EAApixelB",
+                      TOKEN_C="EAAstaleC")
+        code, text = run(env, now=g.clock(), pixel_codes={"3333333333": "TESTC"})
+        assert code == 1, text
+        assert f"OK    token: Meta accepted a test event for pixel {PIXEL}" in text
+        assert "OK    token: Meta accepted a test event for pixel 2222222222" in text
+        assert "FAIL  token: pixel 3333333333: Meta rejected the token (code 190" in text
+        assert "WARN  token: pixel 4444444444: not checked: pass --pixel-test-event-code" \
+            in text
+        received = g.accepted_by_pixel()
+        assert [e["test_event_code"] for e in received["2222222222"]] == ["TESTB"]
+        assert [e["test_event_code"] for e in received[PIXEL]] == ["TEST123"]
+        assert "3333333333" not in received and "4444444444" not in received
+        assert "EAApixelB" not in text and "EAAstaleC" not in text
