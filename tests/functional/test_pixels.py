@@ -158,7 +158,7 @@ def test_an_unreadable_token_secret_holds_only_its_pixel():
 
     relay = Relay(secret_b=Unreadable())
     events = [event(1), event(2)]
-    with pytest.raises(TransientError):
+    with pytest.raises(TransientError, match="reading projects/p/secrets/b"):  # its own error
         relay.process(events)
     assert relay.sent(A) == ["e1", "e2"] and relay.graphs[B].calls == []
     assert [relay.state(B, q) for q in events] == ["released", "released"]
@@ -196,6 +196,7 @@ def test_an_event_dead_for_every_pixel_is_dead_lettered_once():
     assert report.dead_lettered == 1 and len(relay.dead.messages) == 1
     ((data, attributes),) = relay.dead.messages
     assert attributes["reason"] == "too_old" and decode(data)[0].pixel is None
+    assert "pixel_id" not in attributes  # dead for every pixel, not for one
     assert relay.sent(A) == relay.sent(B) == ["e1"]
     assert relay.process([old]).dead_lettered == 0  # redelivered: already dead-lettered
 

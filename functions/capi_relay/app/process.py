@@ -46,6 +46,7 @@ class _Item:
     dead: DeadLetter | None = None
     hold: Hold | None = None
     graph: GraphOutcome | None = None
+    error: RelayError | None = None  # what its pixel's sender raised (held for it)
     fbtrace_id: str | None = None
 
 
@@ -218,7 +219,7 @@ class ProcessService:
             log.error("send failed, will retry", component="process", pixel_id=pixel,
                       error_type=type(exc).__name__, batch_size=len(items))
             for item in items:
-                item.outcome, item.hold = Outcome.HELD, Hold.INTERRUPTED
+                item.outcome, item.hold, item.error = Outcome.HELD, Hold.INTERRUPTED, exc
             return
         for item, delivery in zip(items, deliveries, strict=True):
             item.outcome, item.fbtrace_id = delivery.outcome, delivery.fbtrace_id
@@ -236,7 +237,7 @@ class ProcessService:
                 pixel = item.pixel if item.dead.reason in PER_PIXEL else None
                 self.ledger.dead_letter(item.key, replace(item.queued, event=item.event,
                                                           pixel=pixel),
-                                        now, item.attempts, item.dead, pixel_id=item.pixel)
+                                        now, item.attempts, item.dead, pixel_id=pixel)
                 report.dead_lettered += 1
                 reason = item.dead.reason.value
                 report.reasons[reason] = report.reasons.get(reason, 0) + 1
@@ -265,8 +266,7 @@ def _retry_error(items: list[_Item], count: int) -> TransientError:
     if any(i.hold is Hold.TOKEN for i in held):
         return TokenProblem(f"{count} event(s) held: Meta rejected the token")
     for item in held:
-        if item.graph is not None:
-            error = item.graph.to_error()
-            if isinstance(error, TransientError):
-                return error
+        error = item.graph.to_error() if item.graph is not None else item.error
+        if isinstance(error, TransientError):
+            return error
     return TransientError(f"{count} event(s) need another try")
