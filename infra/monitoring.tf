@@ -68,14 +68,22 @@ resource "google_logging_metric" "events_accepted" {
 resource "google_logging_metric" "events_sent" {
   project     = var.project_id
   name        = "${var.name_prefix}/events_sent"
-  description = "Events Meta accepted (the batch_size= of each 'sent' line of the processor)."
+  description = "Events Meta accepted (the batch_size= of each 'sent' line of the processor), by pixel: with several pixels, each pixel's copy counts."
   filter      = "${local.process_logs} AND jsonPayload.message=\"sent\""
 
   value_extractor = "EXTRACT(jsonPayload.batch_size)"
+  label_extractors = {
+    pixel_id = "EXTRACT(jsonPayload.pixel_id)"
+  }
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "DISTRIBUTION"
     unit        = "1"
+    labels {
+      key         = "pixel_id"
+      value_type  = "STRING"
+      description = "The pixel (dataset) the events went to."
+    }
   }
   bucket_options {
     exponential_buckets {
@@ -152,13 +160,21 @@ resource "google_logging_metric" "insufficient_customer_information" {
 resource "google_logging_metric" "token_errors" {
   project     = var.project_id
   name        = "${var.name_prefix}/token_errors"
-  description = "Processor runs in which Meta rejected the access token (expired, revoked, lacking permission) and events were held for retry."
+  description = "Processor runs in which Meta rejected the access token (expired, revoked, lacking permission) and events were held for retry, by pixel: the other pixels' events still go."
   filter      = "${local.process_logs} AND jsonPayload.cause=\"token\""
 
+  label_extractors = {
+    pixel_id = "EXTRACT(jsonPayload.pixel_id)"
+  }
   metric_descriptor {
     metric_kind = "DELTA"
     value_type  = "INT64"
     unit        = "1"
+    labels {
+      key         = "pixel_id"
+      value_type  = "STRING"
+      description = "The pixel whose token Meta rejected."
+    }
   }
 }
 

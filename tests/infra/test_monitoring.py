@@ -146,6 +146,11 @@ def test_counts_are_summed_from_fields_and_per_event_lines_are_counted(tf):
         assert kinds[name]["value_type"] == "INT64" and kinds[name]["metric_kind"] == "DELTA"
     labels = block(metrics(tf)["events_dead_lettered"], "metric_descriptor")["labels"]
     assert [label["key"] for label in labels] == ["reason"]
+    for name in ("events_sent", "token_errors"):  # several pixels: which one (issue 14)
+        labels = block(metrics(tf)[name], "metric_descriptor")["labels"]
+        assert [label["key"] for label in labels] == ["pixel_id"], name
+        assert metrics(tf)[name]["label_extractors"] == {
+            "pixel_id": "EXTRACT(jsonPayload.pixel_id)"}, name
 
 
 def test_alert_policies(tf):
