@@ -70,6 +70,9 @@ class Report:
     rejected: int = 0
     insufficient: int = 0
     token_errors: int = 0
+    #: several pixels (PIXELS): events each pixel received, and events no route took
+    sent_by_pixel: Counter = field(default_factory=Counter)
+    unrouted: int = 0
     first: float | None = None
     last: float | None = None
     lines: int = 0
@@ -170,6 +173,11 @@ def _read_line(report: Report, line: Mapping[str, Any]) -> bool:
     """Adds one log line to the report; False when it says nothing the report reads."""
     message, component = line.get("message"), line.get("component")
     if component == "process":
+        if message == "sent" and line.get("pixel_id"):
+            report.sent_by_pixel[str(line["pixel_id"])] += _count(line.get("batch_size"))
+        if message == "not sent: no pixel route":
+            report.unrouted += _count(line.get("count"))
+            return True
         if message == "sent" and isinstance(line.get("match_keys"), dict):
             for name, row in line["match_keys"].items():
                 if not isinstance(row, dict):
@@ -289,6 +297,10 @@ def render_text(report: Report, quality: list[QualityRow] | None = None,
            f"ingest: {report.accepted} accepted, {report.rejected} rejected "
            f"({report.insufficient} for insufficient customer information); "
            f"token errors: {report.token_errors}", ""]
+    if len(report.sent_by_pixel) > 1 or report.unrouted:
+        per_pixel = ", ".join(f"{pixel} {n}" for pixel, n in sorted(report.sent_by_pixel.items()))
+        out[-1:-1] = [f"pixels: sent {per_pixel or 'nothing'}; no pixel route: "
+                      f"{report.unrouted}"]
     keys = report.keys_seen()
     names = sorted(report.events)
     sent = [n for n in names if report.events[n].sent]
@@ -388,6 +400,10 @@ def render_html(report: Report, quality: list[QualityRow] | None = None,
              ("dead-lettered", sum(sum(s.dead.values()) for s in report.events.values())),
              ("dropped for consent", sum(sum(s.consent.values()) for s in report.events.values())),
              ("token errors", report.token_errors)]
+    if len(report.sent_by_pixel) > 1 or report.unrouted:
+        cards += [(f"sent to pixel {pixel}", n)
+                  for pixel, n in sorted(report.sent_by_pixel.items())]
+        cards.append(("no pixel route", report.unrouted))
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         # nothing on this page may load anything: every chart is inline SVG

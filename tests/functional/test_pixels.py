@@ -276,3 +276,21 @@ def test_one_pixel_without_pixels_is_as_before():
     one = event(1, source="anything")
     assert single.process(encode([replace(one, source=None)])).sent == 1
     assert relay.state(A, one) == "sent" and relay.graphs[B].calls == []
+
+
+def test_the_report_counts_each_pixels_events_from_the_processors_lines():
+    from capi_relay_ops.report import build_report, render_html, render_text
+
+    stream = io.StringIO()
+    log.set_stream(stream)
+    try:
+        relay = Relay({A: Route(hosts=("shop-a.example",)), B: Route(hosts=("shop-b.example",))})
+        relay.process([event(1), event(2), event(3, host="shop-b.example"),
+                       event(4, host="elsewhere.example")])
+    finally:
+        log.set_stream(None)
+    report = build_report([stream.getvalue()])
+    assert report.sent_by_pixel == {A: 2, B: 1} and report.unrouted == 1
+    assert report.events["Purchase"].sent == 3
+    assert f"pixels: sent {A} 2, {B} 1; no pixel route: 1" in render_text(report)
+    assert f"sent to pixel {B}" in render_html(report)
