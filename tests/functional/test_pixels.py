@@ -5,6 +5,7 @@ dead-letters only its own copies. Wired with fakes."""
 import io
 import json
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -228,14 +229,28 @@ def test_a_slow_pixel_does_not_hold_the_other_back():
 
 
 def test_concurrent_messages_share_each_pixels_requests():
-    relay = Relay(window=0.5)
+    first_send = threading.Event()
+    calls_a = []
+
+    def edge_a(events, token):  # the first request is slow: the others gather meanwhile
+        calls_a.append(len(events))
+        if len(calls_a) == 1:
+            first_send.wait(5)
+        return 200, {"events_received": len(events)}
+
+    relay = Relay(graph_a=ScriptedGraph(edge_a), window=5.0)
     threads = [threading.Thread(target=relay.process, args=([event(i)],)) for i in range(4)]
-    for thread in threads:
+    threads[0].start()
+    time.sleep(0.2)  # it leads alone and is sending
+    for thread in threads[1:]:
         thread.start()
+    time.sleep(0.3)  # the other three join one batch behind it
+    first_send.set()
     for thread in threads:
         thread.join(10)
     assert relay.sent(A) == relay.sent(B) == ["e0", "e1", "e2", "e3"]
-    assert len(relay.graphs[A].calls) < 4 and len(relay.graphs[B].calls) < 4
+    assert sorted(calls_a) == [1, 3]  # two requests to A, not four
+    assert sorted(len(events) for events, _ in relay.graphs[B].calls) == [1, 3]
 
 
 def test_bootstrap_gives_each_pixel_its_client_token_and_test_code(monkeypatch):
