@@ -180,7 +180,10 @@ def test_concurrent_messages_coalesce_into_few_requests_each_settled_on_its_own(
     ok_requests = [c for c in graph.calls if bad not in {e["event_id"] for e in c[0]}]
     assert sorted(e["event_id"] for c in ok_requests for e in c[0]) == sorted(
         f"e{i}" for i in range(40) if i != 7)
-    assert len(graph.calls) <= 12  # 40 messages; one bad neighbour costs ~log2(40) extra calls
+    # One request per message would be 40. Coalesced into a few batches, plus the bisection
+    # that isolates the bad event (at most 2 * ceil(log2 40) = 12 extra calls), it stays
+    # well under half of that even when thread scheduling splits the 40 into several batches.
+    assert len(graph.calls) < 20
     assert [a["event_id"] for _, a in dead.messages] == [bad]
 
 
