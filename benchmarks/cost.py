@@ -1,0 +1,429 @@
+"""Cost per million events, from counted operations: the real services over a realistic mix.
+
+The ingest and process services run as ``bootstrap`` wires them, with the in-memory fakes of
+tests/fakes.py behind counting decorators (``counting.py``). Every event is posted to ingest on
+its own (as the web tag and sGTM do), every message ingest publishes is pushed to process.
+What is counted per event (invocations, Pub/Sub requests and billable bytes, Firestore reads,
+writes and TTL deletes, Graph requests, secret accesses, log bytes) and the time each function
+call is billed for become dollars with ``PRICES``.
+
+Two traffic shapes:
+
+* **sparse**: 1 M events a month, spread out, so no two requests overlap. Each call is billed
+  alone: its measured in-process time plus the assumed round trips of its counted operations
+  (``counting.LATENCY``), rounded up to 100 ms.
+* **steady**: 40 events/s sustained. The same services run on threads at that rate with the
+  round trips really slept; each function's instances are billed for the time at least one
+  request is active (requests share an instance up to the configured concurrency), each busy
+  stretch rounded up to 100 ms.
+
+Beside them, server-side GTM on Cloud Run priced the same way: always on (warm instances, as
+sGTM production guides advise) and lean (scale to zero, one Graph call per event).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import counting
+from counting import Tally
+
+MONTH_SECONDS = 30 * 86400
+SPARSE_EVENTS_PER_MONTH = 1_000_000
+STEADY_RATE = 40.0          # events per second
+REDELIVERY_DELAY = 1.0      # seconds before a refused push comes back (steady run)
+NOW = 1_732_450_000.0
+
+#: One price table. Tier-1 regions, list prices, free tiers ignored.
+PRICES: dict[str, tuple[float, str]] = {
+    # name: (USD per unit, source, checked)
+    "run.request": (0.40 / 1e6, "https://cloud.google.com/run/pricing (request-based billing; "
+                                "checked 2026-12-01)"),
+    "run.vcpu_second": (0.000024, "https://cloud.google.com/run/pricing (checked 2026-12-01)"),
+    "run.gib_second": (0.0000025, "https://cloud.google.com/run/pricing (checked 2026-12-01)"),
+    "run.instance_vcpu_second": (0.000018, "https://cloud.google.com/run/pricing, instance-"
+                                           "based billing (checked 2026-12-01)"),
+    "run.instance_gib_second": (0.000002, "https://cloud.google.com/run/pricing, instance-"
+                                          "based billing (checked 2026-12-01)"),
+    "pubsub.byte": (40.0 / 2**40, "https://cloud.google.com/pubsub/pricing: $40 per TiB, "
+                                  "1000 bytes minimum per request (checked 2026-12-01)"),
+    "firestore.read": (0.06 / 1e5, "https://cloud.google.com/firestore/pricing nam5 "
+                                   "(checked 2026-11-24)"),
+    "firestore.write": (0.18 / 1e5, "https://cloud.google.com/firestore/pricing nam5 "
+                                    "(checked 2026-11-24)"),
+    "firestore.delete": (0.02 / 1e5, "https://cloud.google.com/firestore/pricing nam5 "
+                                     "(checked 2026-11-24)"),
+    "secret.access": (0.03 / 1e4, "https://cloud.google.com/secret-manager/pricing "
+                                  "(checked 2026-11-24)"),
+    "logging.byte": (0.50 / 2**30, "https://cloud.google.com/stackdriver/pricing: $0.50 per "
+                                   "GiB ingested beyond 50 GiB a month (checked 2026-11-24)"),
+}
+
+
+def price(name: str) -> float:
+    return PRICES[name][0]
+
+
+@dataclass(frozen=True)
+class FunctionSize:
+    """What a function is deployed with (infra/variables.tf defaults)."""
+
+    vcpu: float = 1.0
+    gib: float = 0.5
+    concurrency: int = 1
+
+
+INGEST = FunctionSize(1.0, 0.5, 80)
+PROCESS = FunctionSize(1.0, 0.5, 20)
+#: Cloud Logging bills a LogEntry, not just our JSON line: resource, labels, timestamps, ids.
+LOG_ENTRY_OVERHEAD = 500
+#: Cloud Run's own request log entry per invocation (assumed size; excludable by a sink filter)
+REQUEST_LOG_BYTES = 800
+
+
+# --- the mix --------------------------------------------------------------------------------
+
+def make_mix(n: int, seed: int = 13) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """``n`` events from browsing sessions, and the browsers already known to the profile store.
+
+    A session is one browser (client_id, fbp): 2-5 page views, 1-2 product views, an add to
+    cart 40 % of the time, then a purchase (identified: user id, email, phone) 12 % of the time
+    or a lead (email, phone) 8 %. A quarter of the browsers bought before, so a profile link
+    exists for them. 5 % of events arrive twice (browser and server both send, or a retry).
+    """
+    rng = random.Random(seed)
+    events: list[dict[str, Any]] = []
+    known: list[tuple[str, str]] = []
+    browser = 0
+    while len(events) < n:
+        browser += 1
+        client_id, fbp = f"{browser}.1732400000", f"fb.1.1732400000000.{browser}"
+        if rng.random() < 0.25:
+            known.append((client_id, f"customer-{browser}"))
+        base = {"client_id": client_id, "x-fb-ck-fbp": fbp,
+                "ip_override": f"198.51.{browser // 250 % 250}.{browser % 250 + 1}",
+                "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0"}
+        session: list[dict[str, Any]] = []
+        for page in range(rng.randint(2, 5)):
+            session.append({"event_name": "page_view",
+                            "page_location": f"https://shop.example.com/p/{page}"})
+        item = {"item_id": f"SKU-{browser % 97}", "item_name": "Trail shoe", "price": 89.0,
+                "quantity": 1}
+        for _ in range(rng.randint(1, 2)):
+            session.append({"event_name": "view_item", "items": [item], "currency": "EUR",
+                            "value": 89.0, "page_location": "https://shop.example.com/p/1"})
+        if rng.random() < 0.4:
+            session.append({"event_name": "add_to_cart", "items": [item], "currency": "EUR",
+                            "value": 89.0, "page_location": "https://shop.example.com/p/1"})
+        roll = rng.random()
+        if roll < 0.12:
+            session.append({"event_name": "purchase", "transaction_id": f"T{browser}",
+                            "items": [item], "currency": "EUR", "value": 89.0,
+                            "user_id": f"customer-{browser}",
+                            "email": f"buyer{browser}@example.com",
+                            "phone": f"+49 170 {browser:07d}",
+                            "page_location": "https://shop.example.com/checkout/done"})
+        elif roll < 0.20:
+            session.append({"event_name": "generate_lead", "email": f"lead{browser}@example.net",
+                            "phone": f"+44 20 7946 {browser % 10000:04d}",
+                            "page_location": "https://shop.example.com/contact"})
+        for index, event in enumerate(session):
+            event.update(base)
+            event["event_id"] = f"b{browser}-{index}"
+            events.append(event)
+            if rng.random() < 0.05:
+                events.append(dict(event))
+    return events[:n], known
+
+
+# --- the services, wired as bootstrap wires them, over counted fakes ------------------------
+
+@dataclass
+class Relay:
+    ingest: Any
+    process: Any
+    tally: Tally
+    profiles: Any
+    graph: Any
+    published: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+
+
+def build_relay(tally: Tally, *, batch_window: float | None = None,
+                deliver: Callable[[bytes, dict[str, str]], None] | None = None) -> Relay:
+    """IngestService and ProcessService as ``bootstrap`` builds them, every port counted.
+    ``deliver`` receives each published message (the push subscription); without it they
+    are kept in ``Relay.published``."""
+    import fakes
+    from capi_relay.adapters.secrets import SecretManagerSource
+    from capi_relay.app.enrichment import Enricher
+    from capi_relay.app.idempotency import Idempotency
+    from capi_relay.app.ingest import IngestService
+    from capi_relay.app.process import DeliveryPolicy, ProcessService
+    from capi_relay.config import Settings
+    from capi_relay.core.mapping import MappingConfig
+    from capi_relay.core.regional import RegionalRules
+
+    settings = Settings(project="bench", topic="events", pixel_id="1234567890",
+                        token_secret="projects/bench/secrets/token/versions/latest")
+    relay_published: list[tuple[bytes, dict[str, str]]] = []
+
+    class _Topic:
+        def publish(self, data: bytes, attributes):
+            if deliver is not None:
+                deliver(data, dict(attributes))
+            else:
+                relay_published.append((data, dict(attributes)))
+            return "1"
+
+    counter = iter(range(1, 1 << 62))
+    ingest = IngestService(counting.CountingPublisher(_Topic(), tally), fakes.FakeClock(NOW),
+                           lambda: f"gen-{next(counter)}",
+                           MappingConfig.from_settings(field_aliases=settings.field_aliases,
+                                                       event_names=settings.event_names,
+                                                       default_country=settings.default_country))
+    store = fakes.MemoryProfileStore()
+    graph = fakes.ScriptedGraph()
+    window = settings.batch_window_ms / 1000 if batch_window is None else batch_window
+    process = ProcessService(
+        client=counting.CountingGraph(graph, tally),
+        secrets=SecretManagerSource(settings.token_secret,
+                                    client=counting.CountingSecretClient(tally)),
+        idempotency=Idempotency(counting.CountingIdempotencyBackend(fakes.MemoryBackend(), tally),
+                                lease_seconds=settings.lease_seconds,
+                                ttl_seconds=settings.idempotency_ttl_hours * 3600),
+        clock=fakes.FakeClock(NOW),
+        policy=DeliveryPolicy(pixel_id=settings.pixel_id, max_attempts=settings.max_attempts,
+                              consent_policy=settings.consent_policy,
+                              consent_missing=settings.consent_missing),
+        dead_letter=counting.CountingPublisher(fakes.FakePublisher(), tally, "dead_letter"),
+        enrich=Enricher(counting.CountingProfileStore(store, tally),
+                        RegionalRules.from_settings(settings.ldu_regions, settings.redact),
+                        writeback=settings.profile_writeback),
+        batch_window=window)
+    return Relay(ingest, process, tally, store, graph, relay_published)
+
+
+def seed_known(store: Any, known: list[tuple[str, str]]) -> None:
+    """Profiles and browser links for the returning buyers, as an earlier purchase left them."""
+    from capi_relay.core import profiles
+    from capi_relay.core.normalize import sha256_hex
+
+    for client_id, customer in known:
+        number = customer.rsplit("-", 1)[1]
+        profile = profiles.Profile(
+            external_id=sha256_hex(customer),
+            keys={"em": (sha256_hex(f"buyer{number}@example.com"),),
+                  "ph": (sha256_hex(f"49170{int(number):07d}"),)},
+            expire_at=NOW + 20 * 86400, updated_at=NOW - 86400)
+        store.docs[profiles.link_doc_id("client_id", client_id)] = profile.to_doc()
+        store.docs[profiles.profile_doc_id(profile.external_id)] = \
+            profiles.Profile(profile.external_id, profile.keys, updated_at=NOW).to_doc()
+
+
+def _ingest(relay: Relay, raw: dict[str, Any]) -> None:
+    from capi_relay.app.ingest import RequestContext
+
+    with relay.tally.call("ingest"):
+        relay.ingest.ingest([raw], RequestContext())
+
+
+def _process(relay: Relay, data: bytes, attributes: dict[str, str]) -> bool:
+    """One push delivery; False when the processor asked for a redelivery (raised)."""
+    from capi_relay.core.errors import RelayError
+
+    relay.tally.add("pubsub.push")
+    relay.tally.add("pubsub.bytes", counting.pubsub_bytes(data, attributes))
+    with relay.tally.call("process"):
+        try:
+            relay.process.process(data, attributes)
+        except RelayError:
+            relay.tally.add("process.redeliveries")
+            return False
+    return True
+
+
+# --- the two runs ---------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """What one traffic shape cost: per-event counts and billed seconds per function."""
+
+    name: str
+    events: int
+    totals: Counter
+    billed_seconds: dict[str, float]      # per function, per event
+    requests_per_event: float
+    log_bytes_per_event: float
+    note: str = ""
+    max_concurrency: dict[str, int] = field(default_factory=dict)
+
+    def per_event(self, name: str) -> float:
+        return self.totals[name] / self.events
+
+
+def run_sparse(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
+               batch_window: float | None = None) -> Run:
+    """Each event alone: ingest, then the push of what it published; billed call by call."""
+    tally = Tally()
+    relay = build_relay(tally, batch_window=batch_window)
+    seed_known(relay.profiles, known)
+    with counting.quiet_logs() as logs:
+        for raw in events:
+            _ingest(relay, raw)
+            while relay.published:
+                _process(relay, *relay.published.pop(0))
+    billed: dict[str, float] = Counter()
+    for call in tally.calls:
+        seconds = call.wall_seconds + call.io_seconds
+        billed[call.function] += math.ceil(seconds * 10 - 1e-9) / 10 if seconds > 0 else 0.1
+    n = len(events)
+    return Run("sparse", n, tally.totals, {k: v / n for k, v in billed.items()},
+               requests_per_event=len(tally.calls) / n,
+               log_bytes_per_event=_log_bytes(logs, len(tally.calls)) / n)
+
+
+def run_steady(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
+               rate: float = STEADY_RATE, batch_window: float | None = None,
+               seed: int = 40) -> Run:
+    """The events posted at ``rate`` per second (Poisson arrivals) on threads, round trips
+    slept; each function billed for its instances' busy time."""
+    tally = Tally(sleep=True)
+    threads: list[threading.Thread] = []
+    lock = threading.Lock()
+
+    def spawn(target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with lock:
+            threads.append(thread)
+        thread.start()
+
+    holder: dict[str, Relay] = {}
+
+    def push(data: bytes, attributes: dict[str, str], tries: int = 1) -> None:
+        # Pub/Sub redelivers what the processor refused after the subscription's backoff
+        # (10 s minimum in infra/pubsub.tf; REDELIVERY_DELAY here keeps the run short).
+        if not _process(holder["relay"], data, attributes) and tries < 5:
+            time.sleep(REDELIVERY_DELAY)
+            push(data, attributes, tries + 1)
+
+    relay = build_relay(tally, batch_window=batch_window,
+                        deliver=lambda data, attrs: spawn(push, data, attrs))
+    holder["relay"] = relay
+    seed_known(relay.profiles, known)
+    rng = random.Random(seed)
+    with counting.quiet_logs() as logs:
+        start = time.perf_counter()
+        due = start
+        for raw in events:
+            due += rng.expovariate(rate)
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            spawn(_ingest, relay, raw)
+        while True:
+            with lock:
+                pending = [t for t in threads if t.is_alive()]
+            if not pending:
+                break
+            for thread in pending:
+                thread.join()
+    n = len(events)
+    billed, peaks = {}, {}
+    for function, size in (("ingest", INGEST), ("process", PROCESS)):
+        calls = [c for c in tally.calls if c.function == function]
+        billed[function], peaks[function] = busy_seconds(calls, size.concurrency)
+        billed[function] /= n
+    return Run("steady", n, tally.totals, billed, requests_per_event=len(tally.calls) / n,
+               log_bytes_per_event=_log_bytes(logs, len(tally.calls)) / n,
+               max_concurrency=peaks,
+               note=f"{n} events at {rate:.0f}/s")
+
+
+def busy_seconds(calls: list[counting.Call], concurrency: int) -> tuple[float, int]:
+    """Billed instance seconds and the peak of concurrent requests. Calls go to the first
+    instance with a free slot; an instance bills every 100 ms slice in which any of its
+    requests is active (Cloud Run rounds billable time up to 100 ms)."""
+    spans = sorted((c.started, c.started + c.wall_seconds) for c in calls)
+    instances: list[list[tuple[float, float]]] = []
+    peak = 0
+    for start, end in spans:
+        active = sum(1 for s, e in spans if s <= start < e)
+        peak = max(peak, active)
+        for placed in instances:
+            if sum(1 for s, e in placed if s <= start < e) < concurrency:
+                placed.append((start, end))
+                break
+        else:
+            instances.append([(start, end)])
+    slices = 0
+    for placed in instances:
+        touched: set[int] = set()
+        for start, end in placed:
+            touched.update(range(int(start * 10), int(math.ceil(end * 10))))
+        slices += len(touched)
+    return slices / 10, peak
+
+
+def _log_bytes(logs: counting.LogCount, invocations: int) -> float:
+    return logs.bytes + logs.lines * LOG_ENTRY_OVERHEAD + invocations * REQUEST_LOG_BYTES
+
+
+# --- dollars --------------------------------------------------------------------------------
+
+def breakdown(run: Run) -> dict[str, float]:
+    """USD per million events, by line."""
+    m = 1e6
+    lines: dict[str, float] = {}
+    lines["Cloud Run requests"] = run.requests_per_event * price("run.request") * m
+    for function, size in (("ingest", INGEST), ("process", PROCESS)):
+        seconds = run.billed_seconds.get(function, 0.0)
+        lines[f"Cloud Run {function} CPU+memory"] = seconds * (
+            size.vcpu * price("run.vcpu_second") + size.gib * price("run.gib_second")) * m
+    lines["Pub/Sub"] = run.per_event("pubsub.bytes") * price("pubsub.byte") * m
+    lines["Firestore reads"] = run.per_event("firestore.reads") * price("firestore.read") * m
+    lines["Firestore writes"] = run.per_event("firestore.writes") * price("firestore.write") * m
+    lines["Firestore TTL deletes"] = run.per_event("firestore.ttl_docs") * \
+        price("firestore.delete") * m
+    lines["Secret Manager"] = run.per_event("secret.accesses") * price("secret.access") * m
+    lines["Cloud Logging"] = run.log_bytes_per_event * price("logging.byte") * m
+    return lines
+
+
+def total(run: Run) -> float:
+    return sum(breakdown(run).values())
+
+
+#: sGTM on Cloud Run: 1 vCPU, 512 MiB, concurrency 80 (Google's image defaults); always-on
+#: keeps 2 instances warm all month (sGTM production guides advise min instances >= 2).
+SGTM_SIZE = FunctionSize(1.0, 0.5, 80)
+SGTM_WARM_INSTANCES = 2
+SGTM_CPU_SECONDS = 0.005     # its own work per request (assumed: "single-digit milliseconds")
+
+
+def sgtm_lean(events_per_second: float) -> dict[str, float]:
+    """Scale to zero, one request and one Graph call per event, request-based billing."""
+    seconds = SGTM_CPU_SECONDS + counting.LATENCY["graph.request"]
+    if events_per_second * seconds < 0.05:       # sparse: each request billed alone
+        billed = math.ceil(seconds * 10) / 10
+    else:                                         # overlapping: the busy share of each second
+        busy = 1 - math.exp(-events_per_second * seconds)
+        billed = busy / events_per_second
+    size = SGTM_SIZE
+    return {"requests": price("run.request") * 1e6,
+            "CPU+memory": billed * (size.vcpu * price("run.vcpu_second") +
+                                    size.gib * price("run.gib_second")) * 1e6}
+
+
+def sgtm_always_on(events_per_month: float) -> dict[str, float]:
+    """Warm instances all month at instance-based rates, shared by the month's events."""
+    size = SGTM_SIZE
+    month = SGTM_WARM_INSTANCES * MONTH_SECONDS * (
+        size.vcpu * price("run.instance_vcpu_second") +
+        size.gib * price("run.instance_gib_second"))
+    return {"warm instances": month / events_per_month * 1e6}

@@ -1,0 +1,119 @@
+"""The cost model counts what the code does: exact operations per event, per kind of event.
+
+``make bench`` prices these counts (benchmarks/cost.py); if the services start doing more or
+less Firestore, Pub/Sub or Graph work per event, these tests say so before the price drifts.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import cost  # noqa: E402  (benchmarks/ is not a package)
+import counting  # noqa: E402
+
+BROWSER = {"client_id": "77.1732400000", "x-fb-ck-fbp": "fb.1.1732400000000.77",
+           "ip_override": "198.51.100.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+           "page_location": "https://shop.example.com/p/1"}
+PURCHASE = {**BROWSER, "event_name": "purchase", "event_id": "T77", "currency": "EUR",
+            "value": 89.0, "user_id": "customer-77", "email": "buyer77@example.com",
+            "phone": "+49 170 0000077",
+            "items": [{"item_id": "SKU-1", "price": 89.0, "quantity": 1}]}
+
+
+@pytest.fixture
+def relay():
+    tally = counting.Tally()
+    built = cost.build_relay(tally, batch_window=0)
+    with counting.quiet_logs():
+        yield built
+
+
+def post(relay, raw) -> tuple[dict, dict]:
+    """Posts one event, pushes what ingest published; the (ingest, process) call counts."""
+    before = len(relay.tally.calls)
+    cost._ingest(relay, raw)
+    while relay.published:
+        cost._process(relay, *relay.published.pop(0))
+    calls = {c.function: dict(c.counts) for c in relay.tally.calls[before:]}
+    return calls.get("ingest", {}), calls.get("process", {})
+
+
+def known_customer(relay, *, links=("client_id", "fbp")) -> None:
+    """The profile and browser links a past purchase of customer 77 left behind."""
+    from capi_relay.core import profiles
+    from capi_relay.core.normalize import sha256_hex
+
+    profile = profiles.Profile(sha256_hex("customer-77"),
+                               {"em": (sha256_hex("buyer77@example.com"),),
+                                "ph": (sha256_hex("491700000077"),)},
+                               expire_at=cost.NOW + profiles.LINK_TTL_SECONDS, updated_at=cost.NOW)
+    relay.profiles.docs[profiles.profile_doc_id(profile.external_id)] = profiles.Profile(
+        profile.external_id, profile.keys, updated_at=cost.NOW).to_doc()
+    values = {"client_id": BROWSER["client_id"], "fbp": BROWSER["x-fb-ck-fbp"]}
+    for kind in links:
+        relay.profiles.docs[profiles.link_doc_id(kind, values[kind])] = profile.to_doc()
+
+
+def test_ingest_costs_one_publish_per_event(relay):
+    ingest, _ = post(relay, {**BROWSER, "event_name": "page_view", "event_id": "pv-1"})
+    assert ingest == {"pubsub.publish.events": 1, "pubsub.bytes": counting.PUBSUB_MIN_BYTES}
+
+
+def test_anonymous_page_view_unknown_browser(relay):
+    _, process = post(relay, {**BROWSER, "event_name": "page_view", "event_id": "pv-1"})
+    # one batched read of the client_id and fbp links (both missing); the claim is created
+    # (one write, one record for the TTL policy to delete) and marked sent (one write)
+    assert process["firestore.reads"] == 2
+    assert process["firestore.writes"] == 2
+    assert process["firestore.ttl_docs"] == 1
+    assert process["graph.requests"] == 1 and process["graph.events"] == 1
+    assert process["secret.accesses"] == 1      # the first call on an instance reads the token
+    _, second = post(relay, {**BROWSER, "event_name": "page_view", "event_id": "pv-2"})
+    assert "secret.accesses" not in second       # cached afterwards
+
+
+def test_purchase_from_a_known_customer_on_a_known_browser(relay):
+    known_customer(relay)
+    post(relay, {**BROWSER, "event_name": "page_view", "event_id": "warm"})  # token read
+    _, process = post(relay, PURCHASE)
+    # profile + two links in one read; nothing new to remember (same keys, fresh links), so
+    # only the claim and the outcome are written
+    assert process["firestore.reads"] == 3
+    assert process["firestore.writes"] == 2
+    assert "firestore.commits" not in process
+    assert process["graph.requests"] == 1
+
+
+def test_purchase_from_a_new_customer_writes_profile_and_links(relay):
+    _, process = post(relay, PURCHASE)
+    assert process["firestore.reads"] == 3
+    # claim + outcome, then one commit: the profile and both browser links
+    assert process["firestore.commits"] == 1
+    assert process["firestore.writes"] == 2 + 3
+    assert process["firestore.ttl_docs"] == 1 + 2   # the claim and the two links expire
+
+
+def test_duplicate_is_not_sent_again(relay):
+    post(relay, {**BROWSER, "event_name": "page_view", "event_id": "pv-1"})
+    _, process = post(relay, {**BROWSER, "event_name": "page_view", "event_id": "pv-1"})
+    # the conditional create fails (a write round trip), the record is read, the event skipped
+    assert process["firestore.writes"] == 1
+    assert process["firestore.reads"] == 2 + 1
+    assert "graph.requests" not in process
+    assert len(relay.graph.sent_ids) == 1
+
+
+def test_mix_counts_add_up():
+    events, known = cost.make_mix(200)
+    run = cost.run_sparse(events, known, batch_window=0)
+    assert run.per_event("ingest.invocations") == 1.0
+    assert run.totals["pubsub.push"] == run.totals["pubsub.publish.events"]
+    duplicates = len(events) - len({e["event_id"] for e in events})
+    assert run.totals["graph.events"] == len(events) - duplicates
+    assert cost.total(run) == pytest.approx(sum(cost.breakdown(run).values()))
+    assert 0 < cost.breakdown(run)["Firestore writes"]
