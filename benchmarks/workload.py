@@ -30,6 +30,8 @@ for _path in (ROOT / "functions", ROOT / "tests"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from sdk_side import sdk_event  # noqa: E402,F401  (re-exported: the SDK's timed path)
+
 from capi_relay.core.mapping import to_capi_event  # noqa: E402
 from samples import NOW, load_event  # noqa: E402
 
@@ -182,28 +184,6 @@ def ours_event(raw: dict[str, Any], now: float = NOW,
     if mapped.event is None:
         raise ValueError(f"benchmark event rejected: {mapped.reasons}")
     return mapped.event.to_wire()
-
-
-def sdk_event(spec: dict[str, Any]) -> dict[str, Any]:
-    """Meta's SDK for the same event: build the serverside objects, then ``normalize()``."""
-    from facebook_business.adobjects.serverside.content import Content
-    from facebook_business.adobjects.serverside.custom_data import CustomData
-    from facebook_business.adobjects.serverside.event import Event
-    from facebook_business.adobjects.serverside.user_data import UserData
-
-    custom = None
-    if spec["custom"]:
-        kwargs = dict(spec["custom"])
-        if "contents" in kwargs:
-            kwargs["contents"] = [Content(**c) for c in kwargs["contents"]]
-        custom = CustomData(**kwargs)
-    event = Event(
-        event_name=spec["event_name"], event_time=spec["event_time"],
-        event_id=spec["event_id"], event_source_url=spec.get("event_source_url"),
-        referrer_url=spec.get("referrer_url"), action_source=spec["action_source"],
-        user_data=UserData(**spec["user"]), custom_data=custom,
-    )
-    return event.normalize()
 
 
 #: SDK UserData list arguments -> the CAPI keys they fill

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from capi_relay.core import normalize as norm
+from capi_relay.core import phone
 from capi_relay.core.model import HASHED_KEYS, NEVER_HASHED_KEYS
 from capi_relay.core.normalize import (
     is_parameter_builder_value,
@@ -379,14 +380,14 @@ def test_heavy_libraries_load_only_when_needed() -> None:
 # --- speed tricks keep the answers -----------------------------------------------------------
 
 class _NoShortcut:
-    """Stands in for normalize._PhonePlans: every shortcut declines, so the general path
+    """Stands in for phone._PhonePlans: every shortcut declines, so the general path
     (phonenumbers.parse for each attempt) decides every number."""
 
     def international(self, text: str) -> object:
-        return norm._UNDECIDED
+        return phone._UNDECIDED
 
     def national(self, text: str, region: str) -> object:
-        return norm._UNDECIDED
+        return phone._UNDECIDED
 
 
 def _phone_samples(count: int, seed: int) -> list[tuple[object, str | None]]:
@@ -453,23 +454,23 @@ def test_phone_shortcuts_give_the_general_paths_answer(monkeypatch: pytest.Monke
                 (16505551212, None), (6505551212.0, "us"), ("0612345678", "fr")]
     samples += _phone_samples(4000, seed=20261124)
 
-    plans = norm._phone_plans()
+    plans = phone._phone_plans()
     decided = []
 
     class Counting:
         def international(self, text: str) -> object:
             result = plans.international(text)
-            decided.append(result is not norm._UNDECIDED)
+            decided.append(result is not phone._UNDECIDED)
             return result
 
         def national(self, text: str, region: str) -> object:
             result = plans.national(text, region)
-            decided.append(result is not norm._UNDECIDED)
+            decided.append(result is not phone._UNDECIDED)
             return result
 
-    monkeypatch.setattr(norm, "_phone_plans", Counting)
+    monkeypatch.setattr(phone, "_phone_plans", Counting)
     quick = [normalize("ph", value, country=country) for value, country in samples]
-    monkeypatch.setattr(norm, "_phone_plans", _NoShortcut)
+    monkeypatch.setattr(phone, "_phone_plans", _NoShortcut)
     general = [normalize("ph", value, country=country) for value, country in samples]
 
     mismatches = [(s, q, g) for s, q, g in zip(samples, quick, general, strict=True) if q != g]
