@@ -39,6 +39,7 @@ GOAL_RATIO = 2.0
 COST_SPARSE_TARGET = 5.0    # USD per million events, 1 M events a month spread out
 COST_STEADY_TARGET = 2.0    # USD per million events at 40 events/s (goal: 1.0)
 COST_STEADY_GOAL = 1.0
+INGEST_TARGET = 0.8         # ours / a bare functions-framework endpoint, requests per second
 DEFAULT_EVENTS = 20_000
 MESSAGE_EVENTS = 1000       # one Pub/Sub message, one Graph request (Meta's batch limit)
 SDK_IMPORT = "facebook_business.adobjects.serverside.event_request"
@@ -193,6 +194,28 @@ def bench_cost(sparse_events: int, steady_events: int) -> tuple[list[str], list[
                  f"per 1,000 events"),
     ]
     return lines, rows
+
+
+# --- ingest throughput under wrk ------------------------------------------------------------
+
+def bench_ingest(seconds: int = 10) -> Row:
+    """Ingest req/s under wrk with the Pub/Sub emulator vs a bare endpoint parsing the same
+    JSON (ingest_wrk.py); skipped, saying why, without wrk, gcloud or java."""
+    import ingest_wrk
+
+    try:
+        found = ingest_wrk.measure(seconds=seconds)
+    except Exception as exc:  # an emulator that does not start must not hide the other rows
+        found = {"skipped": f"{type(exc).__name__}: {exc}"[:200]}
+    if "skipped" in found:
+        return Row("ingest under wrk", None, None, "req/s", "bare endpoint",
+                   target=INGEST_TARGET, note=f"skipped: {found['skipped']}")
+    note = (f"loopback, Pub/Sub emulator; {found['ours_accepted']:,} accepted, "
+            f"{found['published']:,} published and awaited before each 202")
+    if found["published"] < found["ours_accepted"]:
+        note += " - FEWER PUBLISHED THAN ACCEPTED"
+    return Row("ingest under wrk", found["ours"], found["bare"], "req/s", "bare endpoint",
+               target=INGEST_TARGET, note=note)
 
 
 # --- whole process against whole process ---------------------------------------------------
@@ -426,7 +449,7 @@ def _number(value: float | None, unit: str) -> str:
         return "-"
     if unit == "$/M":
         return f"${value:,.2f}/M"
-    if unit == "ev/s":
+    if unit in ("ev/s", "req/s"):
         return f"{value:,.0f} {unit}"
     if unit == "KiB":
         return f"{value:,.0f} {unit}"
@@ -470,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="events in the sparse cost run (default %(default)s)")
     parser.add_argument("--steady-events", type=int, default=400,
                         help="events in the steady cost run, at 40/s (default %(default)s)")
+    parser.add_argument("--wrk-seconds", type=int, default=10,
+                        help="seconds of each wrk run; 0 skips the ingest row "
+                             "(default %(default)s)")
     parser.add_argument("--import-runs", type=int, default=5,
                         help="fresh processes per import measurement (default %(default)s)")
     args = parser.parse_args(argv)
@@ -484,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"workload: {wl.describe(work)}\n")
     cost_lines, rows = bench_cost(args.sparse_events, args.steady_events)
     print("\n".join(cost_lines) + "\n")
+    rows.append(bench_ingest(args.wrk_seconds) if args.wrk_seconds else
+                Row("ingest under wrk", None, None, "req/s", note="skipped: --wrk-seconds 0"))
     rows.append(bench_whole_process(work, runs=args.repeats))
     rows.extend(bench_throughput(work, repeats=args.repeats, budget=args.budget))
     rows.extend(bench_imports(args.import_runs))

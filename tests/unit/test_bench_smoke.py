@@ -104,7 +104,7 @@ def test_table_and_gate():
 def test_main_prints_the_table_and_gates(monkeypatch, capsys):
     monkeypatch.setattr(bench, "_time_process", lambda module: (0.05, 0.01))
     code = bench.main(["--events", str(N), "--repeats", "1", "--import-runs", "1",
-                       "--sparse-events", "20", "--steady-events", "20"])
+                       "--wrk-seconds", "0", "--sparse-events", "20", "--steady-events", "20"])
     out = capsys.readouterr().out
     assert code in (0, 1)
     assert ("FAIL: " in out) == (code == 1)
