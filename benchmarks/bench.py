@@ -153,7 +153,7 @@ def bench_cost(sparse_events: int, steady_events: int) -> tuple[list[str], list[
     lines.append(f"breakdown, USD per million events (sparse: {sparse.events} events, each "
                  f"request alone; steady: {steady.note}):")
     sparse_lines, steady_lines = cost.breakdown(sparse), cost.breakdown(steady)
-    width = 42  # the longest label below
+    width = 54  # the longest label below
     for name, value in sparse_lines.items():
         lines.append(f"  {name:<{width}}  {value:9.2f}  {steady_lines[name]:9.2f}")
     lines.append(f"  {'total':<{width}}  {cost.total(sparse):9.2f}  {cost.total(steady):9.2f}")
@@ -161,10 +161,10 @@ def bench_cost(sparse_events: int, steady_events: int) -> tuple[list[str], list[
     for label, name in _COUNTS:
         lines.append(f"  {label:<{width}}  {sparse.per_event(name):9.3f}  "
                      f"{steady.per_event(name):9.3f}")
-    for function in ("ingest", "process"):
+    for function, size in (("ingest", cost.INGEST), ("process", cost.PROCESS)):
         lines.append(f"  {'billed s, ' + function:<{width}}  "
-                     f"{sparse.billed_seconds.get(function, 0):9.3f}  "
-                     f"{steady.billed_seconds.get(function, 0):9.3f}")
+                     f"{sparse.billed_seconds(function, size):9.3f}  "
+                     f"{steady.billed_seconds(function, size):9.3f}")
     lines.append(f"  {'log bytes':<{width}}  {sparse.log_bytes_per_event:9.0f}  "
                  f"{steady.log_bytes_per_event:9.0f}")
     steady_month = cost.STEADY_RATE * cost.MONTH_SECONDS
@@ -177,6 +177,7 @@ def bench_cost(sparse_events: int, steady_events: int) -> tuple[list[str], list[
                  f"{always_steady:9.2f}")
     lines.append(f"  {'lean (scale to zero, 1 Graph call/event)':<{width}}  "
                  f"{lean_sparse:9.2f}  {lean_steady:9.2f}")
+    lines.extend(lever_lines(mix, known, sparse, steady, width))
     requests = 1000 * steady.per_event("graph.requests")
     overlapping = steady.totals["graph.overlapping"]
     lines.append(f"Graph requests per 1,000 events at {cost.STEADY_RATE:.0f}/s: {requests:.0f} "
@@ -245,6 +246,30 @@ def bench_whole_process(work: wl.Workload, *, runs: int = 3) -> Row:
                "SDK", target=TARGET_RATIO,
                note=f"fresh python per side, {n:,} events, best of {runs}; goal "
                     f"{GOAL_RATIO:.0f}x")
+
+
+def lever_lines(mix: list[dict], known: list, sparse: cost.Run, steady: cost.Run,
+                width: int) -> list[str]:
+    """Each lever's cost lines beside the deployed configuration's (issue 13, "Cut")."""
+    F = cost.FunctionSize
+    sparse_rate = cost.SPARSE_EVENTS_PER_MONTH / cost.MONTH_SECONDS
+    no_wait = (cost.run_sparse(mix[:sparse.events], known, batch_window=0),
+               cost.run_steady(mix[:steady.events], known, batch_window=0))
+    rows = [("as deployed", cost.total(sparse), cost.total(steady)),
+            ("no batch window (BATCH_WINDOW_MS=0)", cost.total(no_wait[0]),
+             cost.total(no_wait[1]))]
+    for label, sizes in (("ingest 1/6 vCPU, 256 MiB, concurrency 1",
+                          {"ingest": F(1 / 6, 0.25, 1)}),
+                         ("process 1/3 vCPU, 512 MiB, concurrency 1",
+                          {"process": F(1 / 3, 0.5, 1)})):
+        rows.append((label, cost.total(sparse, sizes), cost.total(steady, sizes)))
+    pull_sparse, delay = cost.scheduled_pull(sparse, sparse_rate)
+    pull_steady, _ = cost.scheduled_pull(steady, cost.STEADY_RATE)
+    rows.append((f"scheduled pull every {cost.PULL_PERIOD:.0f} s (estimate, mean delay "
+                 f"{delay:.0f} s)", sum(pull_sparse.values()), sum(pull_steady.values())))
+    out = ["levers, each alone (sparse / steady, USD per million events):"]
+    out.extend(f"  {label:<{width}}  {a:9.2f}  {b:9.2f}" for label, a, b in rows)
+    return out
 
 
 # --- cold imports -------------------------------------------------------------------------

@@ -25,14 +25,21 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import counting
 from counting import Tally
+
+_ROOT = Path(__file__).resolve().parent.parent
+for _path in (_ROOT / "functions", _ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 MONTH_SECONDS = 30 * 86400
 SPARSE_EVENTS_PER_MONTH = 1_000_000
@@ -252,19 +259,38 @@ def _process(relay: Relay, data: bytes, attributes: dict[str, str]) -> bool:
 
 @dataclass
 class Run:
-    """What one traffic shape cost: per-event counts and billed seconds per function."""
+    """What one traffic shape did: counts, and every function call with its times."""
 
     name: str
     events: int
     totals: Counter
-    billed_seconds: dict[str, float]      # per function, per event
+    calls: list[counting.Call]
     requests_per_event: float
     log_bytes_per_event: float
     note: str = ""
-    max_concurrency: dict[str, int] = field(default_factory=dict)
 
     def per_event(self, name: str) -> float:
         return self.totals[name] / self.events
+
+    def billed_seconds(self, function: str, size: FunctionSize) -> float:
+        """Instance seconds billed per event for ``function`` deployed at ``size``.
+
+        A call's time is its round trips plus its in-process time, its CPU time stretched by
+        1/vCPU below one vCPU. Sparse: each call alone, rounded up to 100 ms. Steady: calls
+        share instances up to the size's concurrency (``busy_seconds``)."""
+        calls = [c for c in self.calls if c.function == function]
+        if self.name == "sparse":
+            total = 0.0
+            for call in calls:
+                seconds = call.io_seconds + call.wall_seconds + \
+                    call.cpu_seconds * (1 / min(size.vcpu, 1.0) - 1)
+                total += max(1, math.ceil(seconds * 10 - 1e-9)) / 10
+            return total / self.events
+        return busy_seconds(calls, size)[0] / self.events
+
+    def peak_concurrency(self, function: str) -> int:
+        return busy_seconds([c for c in self.calls if c.function == function],
+                            FunctionSize(concurrency=1000))[1]
 
 
 def run_sparse(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
@@ -278,13 +304,8 @@ def run_sparse(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
             _ingest(relay, raw)
             while relay.published:
                 _process(relay, *relay.published.pop(0))
-    billed: dict[str, float] = Counter()
-    for call in tally.calls:
-        seconds = call.wall_seconds + call.io_seconds
-        billed[call.function] += math.ceil(seconds * 10 - 1e-9) / 10 if seconds > 0 else 0.1
     n = len(events)
-    return Run("sparse", n, tally.totals, {k: v / n for k, v in billed.items()},
-               requests_per_event=len(tally.calls) / n,
+    return Run("sparse", n, tally.totals, tally.calls, requests_per_event=len(tally.calls) / n,
                log_bytes_per_event=_log_bytes(logs, len(tally.calls)) / n)
 
 
@@ -334,22 +355,20 @@ def run_steady(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
             for thread in pending:
                 thread.join()
     n = len(events)
-    billed, peaks = {}, {}
-    for function, size in (("ingest", INGEST), ("process", PROCESS)):
-        calls = [c for c in tally.calls if c.function == function]
-        billed[function], peaks[function] = busy_seconds(calls, size.concurrency)
-        billed[function] /= n
-    return Run("steady", n, tally.totals, billed, requests_per_event=len(tally.calls) / n,
+    return Run("steady", n, tally.totals, tally.calls, requests_per_event=len(tally.calls) / n,
                log_bytes_per_event=_log_bytes(logs, len(tally.calls)) / n,
-               max_concurrency=peaks,
                note=f"{n} events at {rate:.0f}/s")
 
 
-def busy_seconds(calls: list[counting.Call], concurrency: int) -> tuple[float, int]:
+def busy_seconds(calls: list[counting.Call], size: FunctionSize) -> tuple[float, int]:
     """Billed instance seconds and the peak of concurrent requests. Calls go to the first
     instance with a free slot; an instance bills every 100 ms slice in which any of its
-    requests is active (Cloud Run rounds billable time up to 100 ms)."""
-    spans = sorted((c.started, c.started + c.wall_seconds) for c in calls)
+    requests is active (Cloud Run rounds billable time up to 100 ms). Below one vCPU, a call's
+    CPU time is stretched by 1/vCPU."""
+    concurrency = size.concurrency
+    stretch = 1 / min(size.vcpu, 1.0) - 1
+    spans = sorted((c.started, c.started + c.wall_seconds +
+                    stretch * c.cpu_seconds) for c in calls)
     instances: list[list[tuple[float, float]]] = []
     peak = 0
     for start, end in spans:
@@ -376,13 +395,14 @@ def _log_bytes(logs: counting.LogCount, invocations: int) -> float:
 
 # --- dollars --------------------------------------------------------------------------------
 
-def breakdown(run: Run) -> dict[str, float]:
-    """USD per million events, by line."""
+def breakdown(run: Run, sizes: dict[str, FunctionSize] | None = None) -> dict[str, float]:
+    """USD per million events, by line; ``sizes`` per function (default: as deployed)."""
+    sizes = {"ingest": INGEST, "process": PROCESS, **(sizes or {})}
     m = 1e6
     lines: dict[str, float] = {}
     lines["Cloud Run requests"] = run.requests_per_event * price("run.request") * m
-    for function, size in (("ingest", INGEST), ("process", PROCESS)):
-        seconds = run.billed_seconds.get(function, 0.0)
+    for function, size in sizes.items():
+        seconds = run.billed_seconds(function, size)
         lines[f"Cloud Run {function} CPU+memory"] = seconds * (
             size.vcpu * price("run.vcpu_second") + size.gib * price("run.gib_second")) * m
     lines["Pub/Sub"] = run.per_event("pubsub.bytes") * price("pubsub.byte") * m
@@ -395,8 +415,8 @@ def breakdown(run: Run) -> dict[str, float]:
     return lines
 
 
-def total(run: Run) -> float:
-    return sum(breakdown(run).values())
+def total(run: Run, sizes: dict[str, FunctionSize] | None = None) -> float:
+    return sum(breakdown(run, sizes).values())
 
 
 #: sGTM on Cloud Run: 1 vCPU, 512 MiB, concurrency 80 (Google's image defaults); always-on
@@ -427,3 +447,49 @@ def sgtm_always_on(events_per_month: float) -> dict[str, float]:
         size.vcpu * price("run.instance_vcpu_second") +
         size.gib * price("run.instance_gib_second"))
     return {"warm instances": month / events_per_month * 1e6}
+
+
+# --- an estimate: scheduled-pull delivery -----------------------------------------------------
+
+PULL_PERIOD = 60.0           # Cloud Scheduler's finest schedule: once a minute
+#: Cloud Scheduler: $0.10 per job a month (3 jobs free per billing account)
+#: https://cloud.google.com/scheduler/pricing (checked 2026-11-24)
+SCHEDULER_JOB_MONTH = 0.10
+#: one puller run's round trips: pull, one batchGet of claims and profiles, one commit of
+#: claims, Graph (1,000 events), one commit of outcomes and profile writes, ack
+PULL_RUN_IO = (0.030 + counting.LATENCY["firestore.read"] + 2 * counting.LATENCY[
+    "firestore.write"] + 0.300 + 0.020)
+
+
+def scheduled_pull(run: Run, events_per_second: float,
+                   period: float = PULL_PERIOD) -> tuple[dict[str, float], float]:
+    """(USD per million events by line, mean delivery delay in seconds) if the processor,
+    instead of one push per message, were a puller Cloud Scheduler starts every ``period``
+    seconds, sending up to 1,000 events per Graph request. Not built: estimated from ``run``'s
+    counts (ingest as measured; Firestore documents per event unchanged, written in batches;
+    the processor's CPU per event as measured) with the same price table."""
+    m = 1e6
+    per_run = events_per_second * period
+    runs_per_event = 1 / per_run
+    process_calls = [c for c in run.calls if c.function == "process"]
+    cpu_per_event = sum(c.cpu_seconds for c in process_calls) / run.events
+    requests = math.ceil(per_run / 1000)
+    run_seconds = PULL_RUN_IO * requests + cpu_per_event * per_run
+    billed = math.ceil(run_seconds * 10) / 10 * runs_per_event
+    measured = breakdown(run)
+    message_bytes = run.per_event("pubsub.bytes") / 2   # publish + push, ~1 KB each
+    lines = {
+        "Cloud Run requests": (1 + runs_per_event) * price("run.request") * m,
+        "Cloud Run ingest CPU+memory": measured["Cloud Run ingest CPU+memory"],
+        "Cloud Run process CPU+memory": billed * (PROCESS.vcpu * price("run.vcpu_second") +
+                                                  PROCESS.gib * price("run.gib_second")) * m,
+        "Pub/Sub": (message_bytes + max(1000 / per_run, message_bytes)) *
+        price("pubsub.byte") * m,
+        "Firestore reads": measured["Firestore reads"],
+        "Firestore writes": measured["Firestore writes"],
+        "Firestore TTL deletes": measured["Firestore TTL deletes"],
+        "Secret Manager": 0.0,
+        "Cloud Logging": measured["Cloud Logging"] / 2,   # ingest's half; a line per run
+        "Cloud Scheduler": SCHEDULER_JOB_MONTH / (events_per_second * MONTH_SECONDS) * m,
+    }
+    return lines, period / 2

@@ -54,6 +54,7 @@ class Call:
     counts: Counter = field(default_factory=Counter)
     io_seconds: float = 0.0
     wall_seconds: float = 0.0      # measured in-process time (CPU, locks, the batch window)
+    cpu_seconds: float = 0.0       # this thread's CPU time within it
     started: float = 0.0
 
 
@@ -74,10 +75,12 @@ class Tally:
         outer = getattr(self._local, "call", None)
         self._local.call = record
         record.started = time.perf_counter()
+        cpu = time.thread_time()
         try:
             yield record
         finally:
             record.wall_seconds = time.perf_counter() - record.started
+            record.cpu_seconds = time.thread_time() - cpu
             self._local.call = outer
             with self._lock:
                 self.calls.append(record)
