@@ -172,6 +172,7 @@ def build_relay(tally: Tally, *, batch_window: float | None = None,
     from capi_relay.app.idempotency import Idempotency
     from capi_relay.app.ingest import IngestService
     from capi_relay.app.process import DeliveryPolicy, ProcessService
+    from capi_relay.app.profile_cache import ProfileCache
     from capi_relay.config import Settings
     from capi_relay.core.mapping import MappingConfig
     from capi_relay.core.regional import RegionalRules
@@ -209,7 +210,7 @@ def build_relay(tally: Tally, *, batch_window: float | None = None,
                               consent_policy=settings.consent_policy,
                               consent_missing=settings.consent_missing),
         dead_letter=counting.CountingPublisher(fakes.FakePublisher(), tally, "dead_letter"),
-        enrich=Enricher(counting.CountingProfileStore(store, tally),
+        enrich=Enricher(ProfileCache(counting.CountingProfileStore(store, tally)),
                         RegionalRules.from_settings(settings.ldu_regions, settings.redact),
                         writeback=settings.profile_writeback),
         batch_window=window)

@@ -71,10 +71,12 @@ def rules_from(s: Settings) -> pipeline.Policy:
 
 
 def build_enricher(s: Settings) -> Enricher:
-    """The enrichment port over Firestore profiles (the client is created on first use)."""
+    """The enrichment port over Firestore profiles (the client is created on first use),
+    remembered per instance for a session (``profile_cache``)."""
     from capi_relay.adapters.firestore import FirestoreProfileStore
+    from capi_relay.app.profile_cache import ProfileCache
 
-    store = FirestoreProfileStore(s.project, s.profiles_collection)
+    store = ProfileCache(FirestoreProfileStore(s.project, s.profiles_collection))
     return Enricher(store, writeback=s.profile_writeback)
 
 

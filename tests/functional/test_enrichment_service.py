@@ -236,7 +236,8 @@ def test_build_enricher_from_settings_does_no_io():
                                   "PROFILES_COLLECTION": "crm_profiles",
                                   "PROFILE_WRITEBACK": "false"})
     enricher = build_enricher(settings)
-    assert enricher.store.collection == "crm_profiles" and enricher.store._db is None
+    firestore = enricher.store.store  # behind the per-instance ProfileCache
+    assert firestore.collection == "crm_profiles" and firestore._db is None
     assert enricher.writeback is False
     rules = rules_from(settings).regional
     assert len(rules.ldu) == 1 and len(rules.redact) == 27
