@@ -116,7 +116,7 @@ resource "google_cloudfunctions2_function" "ingest" {
     ingress_settings                 = var.ingest_ingress_settings
     all_traffic_on_latest_revision   = true
     available_memory                 = var.ingest_memory
-    available_cpu                    = "1" # required for concurrency > 1
+    available_cpu                    = var.ingest_cpu
     max_instance_request_concurrency = var.ingest_max_instance_request_concurrency
     min_instance_count               = var.ingest_min_instances
     max_instance_count               = var.ingest_max_instances

@@ -405,9 +405,20 @@ variable "ingest_memory" {
   }
 }
 
+variable "ingest_cpu" {
+  type        = string
+  description = "vCPUs of one ingest instance. Below 1, Cloud Run serves one request at a time per instance, so ingest_max_instance_request_concurrency must be 1. make bench (infra/README.md) measures 0.1667 with 256Mi as cheaper at 1 M events a month and at 40 events/s; bursts then need one instance per request in flight."
+  default     = "1"
+
+  validation {
+    condition     = contains(["0.0833", "0.1667", "0.3333", "0.5", "0.5833", "1", "2"], var.ingest_cpu) && (tonumber(var.ingest_cpu) >= 1 || var.ingest_max_instance_request_concurrency == 1)
+    error_message = "ingest_cpu must be one of 0.0833, 0.1667, 0.3333, 0.5, 0.5833, 1, 2; below 1, set ingest_max_instance_request_concurrency = 1."
+  }
+}
+
 variable "ingest_max_instance_request_concurrency" {
   type        = number
-  description = "Concurrent requests one ingest instance serves (needs 1 vCPU, which the function is given)."
+  description = "Concurrent requests one ingest instance serves (above 1, ingest_cpu must be at least 1)."
   default     = 80
 
   validation {

@@ -311,6 +311,7 @@ def test_ingest_scaling_is_configurable(tf):
         "var.ingest_max_instance_request_concurrency"
     assert ref(str(service["min_instance_count"])) == "var.ingest_min_instances"
     assert ref(str(service["max_instance_count"])) == "var.ingest_max_instances"
+    assert ref(str(service["available_cpu"])) == "var.ingest_cpu"
 
 
 def test_both_functions_are_gen2_from_one_hashed_archive(tf):
