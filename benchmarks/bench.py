@@ -263,6 +263,8 @@ def lever_lines(mix: list[dict], known: list, sparse: cost.Run, steady: cost.Run
                          ("process 1/3 vCPU, 512 MiB, concurrency 1",
                           {"process": F(1 / 3, 0.5, 1)})):
         rows.append((label, cost.total(sparse, sizes), cost.total(steady, sizes)))
+    rows.append(("ledger: one write per sent event (estimate)", cost.one_ledger_write(sparse),
+                 cost.one_ledger_write(steady)))
     pull_sparse, delay = cost.scheduled_pull(sparse, sparse_rate)
     pull_steady, _ = cost.scheduled_pull(steady, cost.STEADY_RATE)
     rows.append((f"scheduled pull every {cost.PULL_PERIOD:.0f} s (estimate, mean delay "

@@ -420,6 +420,12 @@ def total(run: Run, sizes: dict[str, FunctionSize] | None = None) -> float:
     return sum(breakdown(run, sizes).values())
 
 
+def one_ledger_write(run: Run) -> float:
+    """Estimate: USD per million events if the ledger wrote once per sent event (the claim)
+    instead of twice (claim, then outcome): the outcome writes of sent events priced away."""
+    return total(run) - run.per_event("graph.events") * price("firestore.write") * 1e6
+
+
 #: sGTM on Cloud Run: 1 vCPU, 512 MiB, concurrency 80 (Google's image defaults); always-on
 #: keeps 2 instances warm all month (sGTM production guides advise min instances >= 2).
 SGTM_SIZE = FunctionSize(1.0, 0.5, 80)
