@@ -167,15 +167,16 @@ def build_relay(tally: Tally, *, batch_window: float | None = None,
     ``deliver`` receives each published message (the push subscription); without it they
     are kept in ``Relay.published``."""
     import fakes
+    from capi_relay import bootstrap
     from capi_relay.adapters.secrets import SecretManagerSource
+    from capi_relay.app.coalescer import Coalescer
     from capi_relay.app.enrichment import Enricher
-    from capi_relay.app.idempotency import Idempotency
     from capi_relay.app.ingest import IngestService
+    from capi_relay.app.ledger import DeliveryLedger
     from capi_relay.app.process import DeliveryPolicy, ProcessService
     from capi_relay.app.profile_cache import ProfileCache
+    from capi_relay.app.sender import GraphSender, SenderConfig
     from capi_relay.config import Settings
-    from capi_relay.core.mapping import MappingConfig
-    from capi_relay.core.regional import RegionalRules
 
     settings = Settings(project="bench", topic="events", pixel_id="1234567890",
                         token_secret="projects/bench/secrets/token/versions/latest")
@@ -191,29 +192,27 @@ def build_relay(tally: Tally, *, batch_window: float | None = None,
 
     counter = iter(range(1, 1 << 62))
     ingest = IngestService(counting.CountingPublisher(_Topic(), tally), fakes.FakeClock(NOW),
-                           lambda: f"gen-{next(counter)}",
-                           MappingConfig.from_settings(field_aliases=settings.field_aliases,
-                                                       event_names=settings.event_names,
-                                                       default_country=settings.default_country))
+                           lambda: f"gen-{next(counter)}", bootstrap.mapping_from(settings))
     store = fakes.MemoryProfileStore()
     graph = fakes.ScriptedGraph()
     window = settings.batch_window_ms / 1000 if batch_window is None else batch_window
+    secrets = SecretManagerSource(settings.token_secret,
+                                  client=counting.CountingSecretClient(tally))
     process = ProcessService(
-        client=counting.CountingGraph(graph, tally),
-        secrets=SecretManagerSource(settings.token_secret,
-                                    client=counting.CountingSecretClient(tally)),
-        idempotency=Idempotency(counting.CountingIdempotencyBackend(fakes.MemoryBackend(), tally),
-                                lease_seconds=settings.lease_seconds,
-                                ttl_seconds=settings.idempotency_ttl_hours * 3600),
+        ledger=DeliveryLedger(
+            counting.CountingIdempotencyBackend(fakes.MemoryBackend(), tally),
+            lease_seconds=settings.lease_seconds,
+            ttl_seconds=settings.idempotency_ttl_hours * 3600,
+            dead_letter=counting.CountingPublisher(fakes.FakePublisher(), tally,
+                                                   "dead_letter")),
+        sender=GraphSender(counting.CountingGraph(graph, tally), secrets,
+                           SenderConfig(test_event_code=settings.test_event_code)),
         clock=fakes.FakeClock(NOW),
-        policy=DeliveryPolicy(pixel_id=settings.pixel_id, max_attempts=settings.max_attempts,
-                              consent_policy=settings.consent_policy,
-                              consent_missing=settings.consent_missing),
-        dead_letter=counting.CountingPublisher(fakes.FakePublisher(), tally, "dead_letter"),
+        policy=DeliveryPolicy(pixel_id=settings.pixel_id, max_attempts=settings.max_attempts),
+        rules=bootstrap.rules_from(settings),
         enrich=Enricher(ProfileCache(counting.CountingProfileStore(store, tally)),
-                        RegionalRules.from_settings(settings.ldu_regions, settings.redact),
                         writeback=settings.profile_writeback),
-        batch_window=window)
+        coalescer=Coalescer(window))
     return Relay(ingest, process, tally, store, graph, relay_published)
 
 
