@@ -128,3 +128,25 @@ def test_an_arrival_joins_at_most_once():
         arrival.run([1], Recorder())
         with pytest.raises(RuntimeError):
             arrival.run([2], Recorder())
+
+
+def test_one_request_in_flight_at_a_time_even_past_the_window():
+    """Events that arrive while a request is in flight wait for it and go out together: one
+    Graph request per up to 1,000 waiting events, not one per window (issue 13)."""
+    spans = []
+
+    def deliver(items):
+        start = time.monotonic()
+        time.sleep(0.3)
+        spans.append((start, time.monotonic(), list(items)))
+
+    coalescer = Coalescer(0.05)
+    first = threading.Thread(target=coalescer.run, args=(["first"], deliver))
+    first.start()
+    time.sleep(0.05)  # the first request is in flight for 0.25 s more: longer than the window
+    later = [coalescer.arrival() for _ in range(3)]
+    assert run_all(coalescer, later, [["b"], ["c"], ["d"]], deliver) == [None] * 3
+    first.join()
+    (_, first_end, first_items), (second_start, _, second_items) = sorted(spans)
+    assert first_items == ["first"] and sorted(second_items) == ["b", "c", "d"]
+    assert second_start >= first_end

@@ -62,6 +62,9 @@ class Coalescer:
             deadline = time.monotonic() + self.window
             with self._cond:
                 while len(batch.items) < self.max_events and (self._arrived or self._sending):
+                    if self._sending:  # one request in flight: what waits goes out next, together
+                        self._cond.wait()
+                        continue
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
