@@ -265,6 +265,8 @@ def lever_lines(mix: list[dict], known: list, sparse: cost.Run, steady: cost.Run
         rows.append((label, cost.total(sparse, sizes), cost.total(steady, sizes)))
     rows.append(("ledger: one write per sent event (estimate)", cost.one_ledger_write(sparse),
                  cost.one_ledger_write(steady)))
+    rows.append(("Cloud Run request logs excluded", cost.without_request_logs(sparse),
+                 cost.without_request_logs(steady)))
     pull_sparse, delay = cost.scheduled_pull(sparse, sparse_rate)
     pull_steady, _ = cost.scheduled_pull(steady, cost.STEADY_RATE)
     rows.append((f"scheduled pull every {cost.PULL_PERIOD:.0f} s (estimate, mean delay "

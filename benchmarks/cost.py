@@ -419,6 +419,12 @@ def total(run: Run, sizes: dict[str, FunctionSize] | None = None) -> float:
     return sum(breakdown(run, sizes).values())
 
 
+def without_request_logs(run: Run) -> float:
+    """USD per million events with Cloud Run's request logs excluded from ingestion (a
+    logging exclusion filter on run.googleapis.com/requests; our own lines kept)."""
+    return total(run) - run.requests_per_event * REQUEST_LOG_BYTES * price("logging.byte") * 1e6
+
+
 def one_ledger_write(run: Run) -> float:
     """Estimate: USD per million events if the ledger wrote once per sent event (the claim)
     instead of twice (claim, then outcome): the outcome writes of sent events priced away."""
