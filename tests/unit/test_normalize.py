@@ -178,6 +178,39 @@ def test_iso_alpha2_table_matches_pycountry() -> None:
     assert ISO_ALPHA2 == {c.alpha_2.lower() for c in pycountry.countries}
 
 
+def test_country_tables_answer_as_pycountry_does() -> None:
+    """The country lookups read from pycountry's data file without importing pycountry give
+    pycountry's own answers: every field of every record, in its case and in lower and upper
+    case, and a few values pycountry does not know."""
+    pycountry = pytest.importorskip("pycountry")
+    from capi_relay.core import normalize as module
+
+    tables = module._country_tables()
+    assert tables is not None  # the data file was found: the fast path is the one tested
+    by_alpha_3, by_value = tables
+    checked = 0
+    for country in pycountry.countries:
+        for value in dict(country).values():
+            for text in {value, value.lower(), value.upper()}:
+                try:
+                    expected = pycountry.countries.lookup(text).alpha_2.lower()
+                except LookupError:
+                    expected = None
+                assert by_value.get(text.lower()) == expected, text
+                checked += 1
+        found = pycountry.countries.get(alpha_3=country.alpha_3)
+        assert by_alpha_3[country.alpha_3.lower()] == found.alpha_2.lower()
+    assert checked > 1000
+    for text in ("Germanyy", "United Stat", "xyz", "Atlantis"):
+        with pytest.raises(LookupError):
+            pycountry.countries.lookup(text)
+        assert by_value.get(text.lower()) is None
+    for text in ("United States", "germany", "Federal Republic of Germany", "DEU", "Bolivia",
+                 "bolivia, plurinational state of", "Taiwan, Province of China"):
+        key = module._compact_key(text)
+        assert module._country_from_text.__wrapped__(text) == module._pycountry_lookup(key, text)
+
+
 def test_country_aliases_are_needed_and_valid() -> None:
     assert set(COUNTRY_ALIASES.values()) <= ISO_ALPHA2
     assert all(k.isalpha() and k.islower() and k.isascii() for k in COUNTRY_ALIASES)
@@ -367,14 +400,17 @@ def test_import_does_not_load_phonenumbers_or_pycountry() -> None:
 
 
 def test_heavy_libraries_load_only_when_needed() -> None:
+    # pycountry is never imported: its data file is read directly (_country_tables)
     result = _run(
         "import sys, capi_relay.core.normalize as n\n"
         "n.prepare('ph', '+16505551212'); a = 'phonenumbers' in sys.modules\n"
-        "n.prepare('country', 'Germany'); b = 'pycountry' in sys.modules\n"
-        "print(a, b)\n"
+        "c = n.prepare('country', 'Germany') == n.sha256_hex('de')\n"
+        "c = c and n.normalize_country('Federal Republic of Germany') == 'de'\n"
+        "b = 'pycountry' in sys.modules\n"
+        "print(a, b, c)\n"
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True True"
+    assert result.stdout.strip() == "True False True"
 
 
 # --- speed tricks keep the answers -----------------------------------------------------------

@@ -8,8 +8,9 @@ is dropped (``None``) rather than hashed.
 https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters
 
 Every rule applies Unicode NFC and trims first; all but external_id also lowercase. Pure code,
-no I/O. The two heavy libraries (phonenumbers, pycountry) are imported lazily inside the
-functions that need them, so importing this module stays cheap on a cold start.
+no I/O beyond reading installed library data. phonenumbers is imported lazily inside the
+functions that need it, so importing this module stays cheap on a cold start; pycountry is not
+imported at all where its ISO 3166-1 data file can be read directly (``_country_tables``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import importlib.util
 import ipaddress
+import json
+import os
 import re
 import unicodedata
 from typing import Callable
@@ -353,18 +357,64 @@ def _country_from_text(text: str) -> str | None:
         return key
     if key in COUNTRY_ALIASES:
         return COUNTRY_ALIASES[key]
-    import pycountry  # lazy: ~55-80 ms to import; only names and alpha-3 codes need it
+    tables = _country_tables()
+    if tables is None:  # pycountry's database file not where pycountry keeps it: ask pycountry
+        return _pycountry_lookup(key, text)
+    by_alpha_3, by_value = tables
+    if len(key) == 3:
+        found = by_alpha_3.get(key)
+        if found is not None:
+            return found
+    # Exact match on codes, names, official and common names: no fuzzy search, which would
+    # turn typos into wrong countries.
+    return by_value.get(text.lower())
+
+
+def _pycountry_lookup(key: str, text: str) -> str | None:
+    """What ``_country_tables`` answers, asked of pycountry itself (its import costs ~55-80 ms:
+    it reads its own version through importlib.metadata, which loads the email package)."""
+    import pycountry
 
     try:
         if len(key) == 3:
             found = pycountry.countries.get(alpha_3=key.upper())
             if found is not None:
                 return found.alpha_2.lower()
-        # Exact match on codes, names, official and common names: no fuzzy search, which
-        # would turn typos into wrong countries.
         return pycountry.countries.lookup(text).alpha_2.lower()
     except LookupError:
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def _country_tables() -> tuple[dict[str, str], dict[str, str]] | None:
+    """pycountry's country lookups as two dicts, read from pycountry's own ISO 3166-1 database
+    file without importing pycountry (a cold start's first country name paid for that import,
+    ~10% of building 20,000 events in a fresh process): (lowercase alpha-3 -> alpha-2, lowercase
+    value of any field -> alpha-2). Built as ``pycountry.db.Database`` indexes the file: one
+    index per field, in the order fields first appear, the last record winning within an index;
+    ``countries.lookup`` tries the indexes in that order, so the first index holding a value
+    answers. tests/unit/test_normalize.py checks both against pycountry for every record.
+    None when the file is not found (then pycountry is asked)."""
+    spec = importlib.util.find_spec("pycountry")  # finds the package without running it
+    folders = spec.submodule_search_locations if spec is not None else None
+    if not folders:
+        return None
+    try:
+        with open(os.path.join(list(folders)[0], "databases", "iso3166-1.json"),
+                  encoding="utf-8") as file:
+            records = json.load(file)["3166-1"]
+    except (OSError, ValueError, KeyError):
+        return None
+    indexes: dict[str, dict[str, str]] = {}
+    for record in records:
+        alpha_2 = record["alpha_2"].lower()
+        for field_name, value in record.items():
+            indexes.setdefault(field_name, {})[value.lower()] = alpha_2
+    by_value: dict[str, str] = {}
+    for index in indexes.values():
+        for value, alpha_2 in index.items():
+            by_value.setdefault(value, alpha_2)
+    return indexes.get("alpha_3", {}), by_value
 
 
 def normalize_country(value: object) -> str | None:
@@ -372,8 +422,9 @@ def normalize_country(value: object) -> str | None:
 
     Meta: "Use the lowercase, 2-letter country codes in ISO 3166-1 alpha-2." Alpha-2 codes
     and the aliases in ``regions.COUNTRY_ALIASES`` ("UK" -> "gb", "USA", "Russia",
-    "South Korea", "Czech Republic", ...) are resolved without pycountry; alpha-3 codes and
-    other names go through pycountry's exact lookup. None when unknown. Results are cached.
+    "South Korea", "Czech Republic", ...) are resolved from our tables; alpha-3 codes and
+    other names by pycountry's exact lookup (over its data file, ``_country_tables``). None
+    when unknown. Results are cached.
     """
     text = _as_text(value)
     if not text:
