@@ -295,16 +295,28 @@ def clean_url(url: str | None, dropped: list[str], field_name: str) -> str | Non
     """The URL without query parameters that carry personal data (by name, or an email)."""
     if not url or "?" not in url:
         return url  # the common case costs one substring test
+    cleaned = _without_personal_query(url) if type(url) is str else \
+        _without_personal_query.__wrapped__(url)
+    if cleaned is None:
+        return url
+    dropped.append(f"{field_name}.query")
+    return cleaned
+
+
+# Memoized: the pages of a site repeat (the same thank-you or product URL on many events), and
+# parsing a query string costs more than the rest of the event's URL handling. Pure, keyed by
+# the URL text, bounded. None when nothing is removed.
+@lru_cache(maxsize=256)
+def _without_personal_query(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
-        return url
+        return None
     kept = [(k, v) for k, v in pairs
             if k.lower() not in PERSONAL_QUERY_KEYS and "@" not in v]
     if len(kept) == len(pairs):
-        return url
-    dropped.append(f"{field_name}.query")
+        return None
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
