@@ -320,7 +320,8 @@ def _collect_map(node: Any, trie: _Node,
         ends = leaves.get(key)
         if ends is not None:
             value = node[key]
-            if value not in _EMPTY:
+            # = ``value not in _EMPTY``, with the usual non-empty text decided by one test
+            if (value != "") if type(value) is str else (value not in _EMPTY):
                 for field_name, order in ends:
                     hits = ordered.get(field_name)
                     if hits is None:

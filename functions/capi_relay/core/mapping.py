@@ -32,7 +32,7 @@ from capi_relay.core.model import (
     UserData,
     assemble,
 )
-from capi_relay.core.normalize import normalize_country, prepare
+from capi_relay.core.normalize import normalize_country, prepare, prepare_text
 
 #: GA4 / gtag event names -> Meta standard events. Anything else passes through unchanged.
 EVENT_NAMES: Mapping[str, str] = MappingProxyType({
@@ -94,6 +94,8 @@ _ECOMMERCE_ACTIONS = (("purchase", "Purchase"), ("checkout", "InitiateCheckout")
 
 #: consent signals carried along for the consent decision, never sent to Meta.
 CONSENT_FIELDS = ("x-ga-gcs", "x-ga-gcd", "gcs", "gcd", "consent_state", "consent")
+
+_CONSENT_SET = frozenset(CONSENT_FIELDS)
 
 _NUMERIC_CUSTOM = ("value", "predicted_ltv")
 #: item field -> (Meta contents field, rank): a lower rank wins when an item has several
@@ -750,6 +752,8 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
     country = country or config.default_country
 
     explain = used is not None and labels is not None
+    # prepare's memo directly for text values (keys here are Meta's, always str)
+    memo = prepare_text if country is None or type(country) is str else None
     for key, candidates in sources.items():  # only the keys the event has
         if key in _HASHED_KEYSET:
             prepared: list[str] = []
@@ -762,7 +766,8 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
                 elif kind is not int and kind is not float:
                     continue  # booleans, containers
                 # the same value under two keys: prepare's memo answers the second time
-                out = prepare(key, value, country=country)
+                out = memo(key, value, country) if kind is str and memo is not None else \
+                    prepare(key, value, country=country)
                 if out is None:
                     dropped.append(_DROPPED_NAMES[key])
                 elif out not in prepared:
@@ -780,7 +785,8 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
                     continue
             elif kind is not int and kind is not float:
                 continue  # booleans, containers
-            out = prepare(key, value, country=country)
+            out = memo(key, value, country) if kind is str and memo is not None else \
+                prepare(key, value, country=country)
             if out is None:
                 dropped.append(_DROPPED_NAMES[key])
                 continue
@@ -953,7 +959,8 @@ def to_capi_event(
     client_id = _text(found.first("client_id"))
     if client_id is not None and _bad_text(client_id):
         client_id = None
-    consent = {k: raw[k] for k in CONSENT_FIELDS if k in raw}
+    consent = {} if _CONSENT_SET.isdisjoint(raw) else {
+        k: raw[k] for k in CONSENT_FIELDS if k in raw}
     if consent:
         consent = _clean(consent, "consent", dropped)
     app_data = messaging_channel = None

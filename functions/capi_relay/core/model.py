@@ -114,9 +114,9 @@ class UserData:
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        values = self.__dict__
-        for name in _USER_DATA_FIELDS:
-            value = values[name]
+        # __dict__ holds exactly the fields in field order, however the instance was made (the
+        # generated __init__ sets them in order; ``assemble`` is given them in order)
+        for name, value in self.__dict__.items():
             if value:
                 out[name] = list(value) if isinstance(value, tuple) else value
         return out

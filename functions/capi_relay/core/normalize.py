@@ -539,3 +539,7 @@ def _prepare(key: str, value: object, country: str | None) -> str | None:
 
 
 _prepare_cached = functools.lru_cache(maxsize=PREPARE_CACHE_SIZE)(_prepare)
+
+#: ``prepare`` for a caller that has checked the memo's conditions itself (``key`` and ``value``
+#: exactly ``str``, ``country`` exactly ``str`` or None): the memo, without a call in between
+prepare_text = _prepare_cached
