@@ -547,3 +547,38 @@ def test_prepare_memo_results_match_fresh_calls() -> None:
         fresh = norm._prepare(key, value, "gb")
         assert prepare(key, value, country="gb") == fresh
         assert prepare(key, value, country="gb") == fresh  # now from the memo
+
+
+def test_national_prefix_strip_plan_matches_the_library() -> None:
+    """phone._PhonePlans strips a national prefix without calling phonenumbers' private
+    helpers (regions without a transform rule): the same digits and the same keep-or-strip
+    verdict as _maybe_strip_national_prefix_carrier_code + _test_number_length, for random
+    digits with and without each region's trunk prefix and cut-off example numbers."""
+    import random
+
+    import phonenumbers
+
+    plans = phone._phone_plans()
+    rng = random.Random(20261201)
+    fast = checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        plan = plans._strip_plan(region, metadata)
+        if plan is None:
+            continue
+        fast += 1
+        trunk = metadata.national_prefix or ""
+        example = phonenumbers.example_number(region)
+        nsn = phonenumbers.national_significant_number(example) if example else "123456789"
+        for _ in range(40):
+            digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(3, 18)))
+            roll = rng.random()
+            if roll < 0.4:
+                digits = trunk + digits
+            elif roll < 0.7:
+                digits = trunk + nsn[:rng.randint(1, len(nsn))]
+            _, stripped, _ = plans.strip_prefix(digits, metadata)
+            keep = plans.test_length(stripped, metadata) in plans.keep_stripped_unless
+            assert plans._strip_national_prefix(digits, plan) == (stripped, keep), region
+            checked += 1
+    assert fast > 150 and checked > 6000

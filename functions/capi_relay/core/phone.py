@@ -140,6 +140,7 @@ class _PhonePlans:
         self._main_region: dict[int, str] = {}
         self._lengths: dict[int, frozenset[int] | None] = {}
         self._types: dict[str, Any] = {}
+        self._strips: dict[str, tuple[Any, Any, frozenset[int]] | None] = {}
 
     def _code_plan(self, code: int) -> tuple[Any, Any]:
         """(metadata, national-prefix regex or None) for a calling code, as parse looks them up."""
@@ -218,8 +219,13 @@ class _PhonePlans:
         digits = text.translate(_PHONE_SEPARATORS)
         if len(digits) < 3 or digits.startswith(code_text) or (idd and idd.match(digits)):
             return _UNDECIDED
-        _, stripped, _ = self.strip_prefix(digits, metadata)
-        if self.test_length(stripped, metadata) not in self.keep_stripped_unless:
+        strip = self._strip_plan(region, metadata)
+        if strip is None:
+            _, stripped, _ = self.strip_prefix(digits, metadata)
+            keep = self.test_length(stripped, metadata) in self.keep_stripped_unless
+        else:
+            stripped, keep = self._strip_national_prefix(digits, strip)
+        if not keep:
             digits = stripped
         if not digits or len(digits) > 17:
             return _UNDECIDED
@@ -229,6 +235,41 @@ class _PhonePlans:
         if self._valid(number, digits):
             return code_text + digits  # the national significant number keeps leading zeros
         return _UNDECIDED
+
+    def _strip_plan(self, region: str, metadata: Any) -> tuple[Any, Any, frozenset[int]] | None:
+        """(national-prefix regex or None, general pattern or None, lengths after which the
+        stripped number is not kept) for a region whose prefix has no transform rule; None
+        (ask the library) otherwise. ``_test_number_length`` for an unknown type looks at the
+        length alone, so its verdict is computed once per length (up to 250, the longest text
+        taken here)."""
+        if region not in self._strips:
+            plan = None
+            if not metadata.national_prefix_transform_rule:
+                prefix = metadata.national_prefix_for_parsing
+                general = getattr(metadata.general_desc, "national_number_pattern", None)
+                keep = frozenset(length for length in range(251) if self.test_length(
+                    "0" * length, metadata) in self.keep_stripped_unless)
+                plan = (re.compile(prefix) if prefix else None,
+                        re.compile(general) if general else None, keep)
+            self._strips[region] = plan
+        return self._strips[region]
+
+    @staticmethod
+    def _strip_national_prefix(digits: str, plan: tuple[Any, Any, frozenset[int]]
+                               ) -> tuple[str, bool]:
+        """(digits without the national prefix, keep the unstripped digits instead): what
+        ``_maybe_strip_national_prefix_carrier_code`` and ``_test_number_length`` decide for a
+        region without a transform rule. The prefix goes unless the digits fit the region's
+        general pattern with it and not without it."""
+        prefix, general, keep = plan
+        stripped = digits
+        if prefix is not None:
+            match = prefix.match(digits)
+            if match:
+                rest = digits[match.end():]
+                if general is None or not general.fullmatch(digits) or general.fullmatch(rest):
+                    stripped = rest
+        return stripped, len(stripped) in keep
 
     def _valid(self, number: Any, nsn: str) -> bool:
         """``phonenumbers.is_valid_number`` for ``number`` (national significant number
