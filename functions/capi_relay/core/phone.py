@@ -41,8 +41,8 @@ def normalize_phone(text: str, country: str | None) -> str | None:
     """
     if not text:
         return None
-    import phonenumbers  # lazy: its import costs ~25-35 ms on a cold start
-
+    # phonenumbers is imported lazily (~25-35 ms on a cold start): by _phone_plans for the
+    # shortcuts, below for the general path
     if text.startswith("00"):
         text = "+" + text[2:]
     attempts: list[tuple[str, str | None]] = []
@@ -65,6 +65,8 @@ def normalize_phone(text: str, country: str | None) -> str | None:
         if digits_first:
             attempts.append(("+" + digits_first, None))
         if code:
+            import phonenumbers
+
             national = (text, code.upper())
             calling_code = str(phonenumbers.country_code_for_region(code.upper()))
             digits = "".join(ch for ch in text if ch.isdigit())
@@ -229,10 +231,7 @@ class _PhonePlans:
             digits = stripped
         if not digits or len(digits) > 17:
             return _UNDECIDED
-        number = self.lib.PhoneNumber(country_code=code)
-        self.leading_zeros(digits, number)
-        number.national_number = int(digits)
-        if self._valid(number, digits):
+        if self._valid(code, digits):
             return code_text + digits  # the national significant number keeps leading zeros
         return _UNDECIDED
 
@@ -271,9 +270,18 @@ class _PhonePlans:
                     stripped = rest
         return stripped, len(stripped) in keep
 
-    def _valid(self, number: Any, nsn: str) -> bool:
-        """``phonenumbers.is_valid_number`` for ``number`` (national significant number
-        ``nsn``), with its type patterns matched in one regex where it can.
+    def _number(self, code: int, nsn: str) -> Any:
+        """The PhoneNumber ``parse`` builds for calling code ``code`` and national significant
+        number ``nsn`` (leading zeros recorded as it records them)."""
+        number = self.lib.PhoneNumber(country_code=code)
+        self.leading_zeros(nsn, number)
+        number.national_number = int(nsn)
+        return number
+
+    def _valid(self, code: int, nsn: str) -> bool:
+        """``phonenumbers.is_valid_number`` for the number with calling code ``code`` and
+        national significant number ``nsn``, with its type patterns matched in one regex where
+        it can; the PhoneNumber object is built only when the library has to be asked.
 
         is_valid_number finds the number's region, then asks whether any number type (premium
         rate ... fixed line, mobile) matches: the general pattern first, then each type's
@@ -285,15 +293,15 @@ class _PhonePlans:
         yes from it is the library's yes; a no goes to the library.
         """
         lib = self.lib
-        main = self._main_region.get(number.country_code)
+        main = self._main_region.get(code)
         if main is None:
-            regions = self.regions[number.country_code]
+            regions = self.regions[code]
             metadata = lib.PhoneMetadata.metadata_for_region(regions[0], None)
             alone = len(regions) == 1 and metadata is not None
             first = (len(regions) > 1 and metadata is not None
                      and metadata.leading_digits is None)
             main = ("=" + regions[0]) if alone else regions[0] if first else ""
-            self._main_region[number.country_code] = main
+            self._main_region[code] = main
         if main:
             region = main.lstrip("=")
             types = self._types_by_length(region)
@@ -306,9 +314,9 @@ class _PhonePlans:
                     return True
                 if main[0] == "=":
                     return False  # the only region said no: so does is_valid_number
-            elif lib.is_valid_number_for_region(number, region):
+            elif lib.is_valid_number_for_region(self._number(code, nsn), region):
                 return True
-        return lib.is_valid_number(number)
+        return lib.is_valid_number(self._number(code, nsn))
 
     #: the number types is_valid_number tries, as PhoneMetadata attributes
     _TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
