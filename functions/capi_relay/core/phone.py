@@ -308,6 +308,8 @@ class _PhonePlans:
             if types is not None:
                 general_lengths, general, by_length = types
                 pattern = by_length.get(len(nsn))
+                if type(pattern) is str:
+                    pattern = by_length[len(nsn)] = re.compile(pattern)
                 if ((not general_lengths or len(nsn) in general_lengths)
                         and general.fullmatch(nsn) and pattern is not None
                         and pattern.fullmatch(nsn)):
@@ -324,7 +326,8 @@ class _PhonePlans:
 
     def _types_by_length(self, region: str) -> Any:
         """(general lengths, general pattern, {length: one regex of every type allowing that
-        length}) for a region, or None when its metadata has no general pattern."""
+        length, as its source text until ``_valid`` first compiles it}) for a region, or None
+        when its metadata has no general pattern."""
         if region not in self._types:
             found = None
             metadata = self.lib.PhoneMetadata.metadata_for_region(region, None)
@@ -340,8 +343,8 @@ class _PhonePlans:
                         if desc.possible_length and length not in desc.possible_length:
                             continue
                         patterns.append(f"(?:{desc.national_number_pattern})")
-                    if patterns:
-                        by_length[length] = re.compile("|".join(patterns))
+                    if patterns:  # compiled on first use: a region sees few lengths
+                        by_length[length] = "|".join(patterns)
                 found = (frozenset(general.possible_length or ()),
                          re.compile(general.national_number_pattern), by_length)
             self._types[region] = found
