@@ -217,6 +217,20 @@ def test_x_fb_cd_and_custom_properties_merged_numbers_as_numbers():
     assert custom == {"content_name": "Shoe", "predicted_ltv": 120.5, "plan": "pro"}
 
 
+def test_x_fb_cd_read_on_every_event_whatever_keys_came_before():
+    # the mapper remembers which key names are x-fb-cd-*: a known key set without one, then
+    # the same keys plus one, then that event again, then a non-text key beside one
+    plain = web_event()
+    assert mapped(plain).event.custom_data == mapped(plain).event.custom_data == {}
+    with_cd = web_event(**{"x-fb-cd-content_name": "Shoe"})
+    for _ in range(2):
+        assert mapped(with_cd).event.custom_data == {"content_name": "Shoe"}
+    odd = web_event(**{"x-fb-cd-status": "gold"})
+    odd[7] = "seven"
+    for _ in range(2):
+        assert mapped(odd).event.custom_data == {"status": "gold"}
+
+
 def test_purchase_value_derived_from_items_when_missing():
     raw = web_event(event_name="purchase", currency="usd",
                     items=[{"item_id": "A", "price": "2.50", "quantity": 2},

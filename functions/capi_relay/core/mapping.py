@@ -7,6 +7,7 @@ Pure: time and new ids are arguments, nothing here does I/O. A bad value drops t
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -139,6 +140,12 @@ _REQUEST_SOURCES = (("client_ip_address", "ip", "request.ip"),
                     ("client_user_agent", "user_agent", "request.user_agent"),
                     ("fbp", "fbp", "request.cookie._fbp"), ("fbc", "fbc", "request.cookie._fbc"))
 _CD_PREFIX = "x-fb-cd-"
+#: raw top-level key -> it is an x-fb-cd-* key. Sites send the same key names on every event,
+#: so most events are told "none here" by one C-level pass over their keys; bounded, since key
+#: names come from the internet (past the limit, unseen keys take the loop every time).
+_CD_KEYS: dict[Any, bool] = {}
+_KEY_CACHE_LIMIT = 4096
+_UNSEEN_KEY = itertools.repeat(True)  # dict.get's default for each key, for map()
 _CUSTOM_SET = frozenset(_CUSTOM_FIELDS)
 
 
@@ -574,9 +581,13 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
         if name in _CUSTOM_SET and name not in custom:
             custom[name] = found.first(name)
 
-    for key, value in raw.items():  # sGTM's x-fb-cd-* parameters
-        if isinstance(key, str) and key.startswith(_CD_PREFIX) and value not in (None, ""):
-            custom.setdefault(key[len(_CD_PREFIX):], _maybe_json(value))
+    if any(map(_CD_KEYS.get, raw, _UNSEEN_KEY)):  # a key is x-fb-cd-* or not seen before
+        for key, value in raw.items():  # sGTM's x-fb-cd-* parameters
+            is_cd = isinstance(key, str) and key.startswith(_CD_PREFIX)
+            if len(_CD_KEYS) < _KEY_CACHE_LIMIT:
+                _CD_KEYS[key] = is_cd
+            if is_cd and value not in (None, ""):
+                custom.setdefault(key[len(_CD_PREFIX):], _maybe_json(value))
     props = raw.get("custom_properties")
     if isinstance(props, Mapping):
         for key, value in props.items():
