@@ -60,8 +60,13 @@ locals {
     { route = { for k, v in p.route : k => v if length(v) > 0 } },
   )]
 
-  ingest_env    = { for k, v in local.ingest_settings : k => v if v != "" }
-  processor_env = { for k, v in local.processor_settings : k => v if v != "" }
+  # THREADS is the functions framework's own (gunicorn threads, default 4 per core): Google
+  # recommends it equal to the concurrency, or requests beyond the threads queue inside the
+  # instance (the ingest waits on Pub/Sub; the processor's coalescer batches concurrent pushes).
+  ingest_env = merge({ for k, v in local.ingest_settings : k => v if v != "" },
+  { THREADS = tostring(var.ingest_max_instance_request_concurrency) })
+  processor_env = merge({ for k, v in local.processor_settings : k => v if v != "" },
+  { THREADS = tostring(var.processor_max_instance_request_concurrency) })
 }
 
 data "archive_file" "functions" {

@@ -345,6 +345,14 @@ def test_functions_get_the_settings_the_code_reads(tf):
         assert ref(service["environment_variables"]) == env
 
 
+def test_each_function_runs_as_many_threads_as_its_concurrency(tf):
+    # Cloud Run functions' concurrency page: for Python, set THREADS equal to the concurrency.
+    for env, concurrency in (("ingest_env", "var.ingest_max_instance_request_concurrency"),
+                             ("processor_env",
+                              "var.processor_max_instance_request_concurrency")):
+        assert f"THREADS = tostring({concurrency})" in tf.locals[env], env
+
+
 # --- Firestore and the secret ----------------------------------------------------------------
 
 
