@@ -113,7 +113,9 @@ def measure(*, seconds: int = 10, connections: int = 16) -> dict[str, float | st
         subscriber.create_subscription(name=subscription, topic=topic)
         env = {**os.environ, "GOOGLE_CLOUD_PROJECT": localstack.PROJECT,
                "PUBSUB_TOPIC": localstack.TOPIC, "META_PIXEL_ID": "1234567890",
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1",
+               # as deployed (infra/functions.tf): as many threads as concurrent requests
+               "THREADS": str(connections)}
         with tempfile.TemporaryDirectory() as folder:
             script = Path(folder) / "post.lua"
             script.write_text(WRK_SCRIPT % json.dumps(BODY), encoding="utf-8")
