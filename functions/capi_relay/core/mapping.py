@@ -239,7 +239,7 @@ def detect_shape(raw: Mapping[str, Any]) -> str:
         return "capi"
     if "action_source" in raw:  # tested first: cheap, and most web events have none
         user_data = raw.get("user_data")
-        if isinstance(user_data, Mapping) and any(k in user_data for k in _USER_DATA_KEYS):
+        if _is_map(user_data) and any(k in user_data for k in _USER_DATA_KEYS):
             return "capi"
     if "event_name" not in raw and "event" in raw:
         return "datalayer"
@@ -464,6 +464,21 @@ def _cleaned(value: Any, name: str, dropped: list[str], depth: int) -> Any:
     return value
 
 
+def _is_map(value: Any) -> bool:
+    """``isinstance(value, Mapping)``, with JSON's dict answered without the ABC's
+    ``__instancecheck__`` (a Python-level call, ~7x the cost of the type test)."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _priced_by_map(price: Any) -> bool:
+    """``isinstance(price, Mapping)`` for an item's price, which is usually a JSON number or
+    text: those are answered without the ABC's ``__instancecheck__``."""
+    kind = type(price)
+    if kind is float or kind is int or kind is str or price is None:
+        return False
+    return kind is dict or isinstance(price, Mapping)
+
+
 def _shopify_id(value: Any) -> Any:
     """``gid://shopify/ProductVariant/123`` -> ``123``: catalogs hold the number."""
     if isinstance(value, str) and value.startswith("gid://"):
@@ -508,31 +523,52 @@ def _item_key(key: Any) -> tuple[str, int] | None:
     return spec
 
 
+def _item_plan(layout: tuple[Any, ...]) -> tuple[tuple[Any, str, int], ...]:
+    """The contents fields an item with these keys (in this order) has: (key, target, rank)
+    for each key that names one, in item order. Items of one site share their keys, so the
+    plan is remembered per key layout (up to _KEY_CACHE_LIMIT layouts)."""
+    plan = []
+    for key in layout:
+        spec = _ITEM_KEYS.get(key) or _item_key(key)
+        if spec is not None:
+            plan.append((key, *spec))
+    plan = tuple(plan)
+    if len(_ITEM_PLANS) < _KEY_CACHE_LIMIT:
+        _ITEM_PLANS[layout] = plan
+    return plan
+
+
+_ITEM_PLANS: dict[tuple[Any, ...], tuple[tuple[Any, str, int], ...]] = {}
+
+
 def _contents(items: Any, dropped: list[str], order_lines: bool = False
               ) -> list[dict[str, Any]]:
     items = _maybe_json(items)
-    if isinstance(items, Mapping):
+    if type(items) is not list and isinstance(items, Mapping):
         items = [items]
     if not isinstance(items, list):
         dropped.append("items")
         return []
     contents = []
     for item in items:
-        if not isinstance(item, Mapping):
+        if not _is_map(item):
             dropped.append("items")
             continue
-        if "variant" in item or "merchandise" in item or isinstance(item.get("price"), Mapping):
+        if "variant" in item or "merchandise" in item or _priced_by_map(item.get("price")):
             item = _flat_item(item)
         elif order_lines and "id" in item:
             # a REST order's line: its "id" is the line's, the product is its SKU or variant
             item = {k: v for k, v in item.items() if k != "id"}
         content: dict[str, Any] = {}
         ranks: dict[str, int] = {}
-        for key, value in item.items():
-            spec = _ITEM_KEYS.get(key) or _item_key(key)
-            if spec is None or value is None or value == "":
+        layout = tuple(item)
+        plan = _ITEM_PLANS.get(layout)
+        if plan is None:
+            plan = _item_plan(layout)
+        for key, target, rank in plan:
+            value = item[key]
+            if value is None or value == "":
                 continue
-            target, rank = spec
             if target == "id" and (value == 0 or value == "0"):
                 continue  # WooCommerce's variation_id 0: no variation
             if target in content and ranks[target] <= rank:
@@ -571,9 +607,11 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
                  dropped: list[str]) -> dict[str, Any]:
     custom: dict[str, Any] = {}
     native = raw.get("custom_data")
-    if isinstance(native, Mapping):
+    if native is None:  # the usual case, without an isinstance against the Mapping ABC
+        pass
+    elif _is_map(native):
         custom.update((k, v) for k, v in native.items() if v not in (None, ""))
-    elif native is not None:
+    else:
         dropped.append("custom_data")
 
     present = found.fields()
@@ -589,7 +627,7 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
             if is_cd and value not in (None, ""):
                 custom.setdefault(key[len(_CD_PREFIX):], _maybe_json(value))
     props = raw.get("custom_properties")
-    if isinstance(props, Mapping):
+    if props is not None and _is_map(props):
         for key, value in props.items():
             custom.setdefault(str(key), value)
     if not custom and "items" not in present:
@@ -900,7 +938,7 @@ def to_capi_event(
 
     Sufficiency of the customer information is not judged here: the processor judges it after
     enrichment (``meta_rules.customer_information_problem``)."""
-    if not isinstance(raw, Mapping):
+    if not _is_map(raw):
         return Mapped(None, ("event: must be a JSON object",))
     shape = detect_shape(raw)
     found = config.extractor.extract(raw)
