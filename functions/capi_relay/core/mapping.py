@@ -413,14 +413,24 @@ def _all_clean(value: Any, depth: int = 0) -> bool:
         for key, item in value.items():
             if type(key) is not str or not (key.isprintable() or not _bad_text(key)):
                 return False
-            if type(item) in (str, dict, list) and not _all_clean(item, depth + 1):
+            kind = type(item)
+            if kind is str:  # = _all_clean(item), without the call
+                if not item.isprintable() and _bad_text(item):
+                    return False
+            elif (kind is dict or kind is list) and not _all_clean(item, depth + 1):
                 return False
         return True
     if kind is list:
         if depth > 8:
             return False
-        return all(_all_clean(item, depth + 1) for item in value
-                   if type(item) in (str, dict, list))
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                if not item.isprintable() and _bad_text(item):
+                    return False
+            elif (kind is dict or kind is list) and not _all_clean(item, depth + 1):
+                return False
+        return True
     return not isinstance(value, (Mapping, str))  # subclasses: checked the slow way
 
 
