@@ -301,10 +301,10 @@ class Extractor:
         if not _is_map(data):
             return Found({})
         ordered: dict[str, list[tuple[int, list[Any]]]] = {}
-        _collect_map(data, self._root, ordered)
-        for found in ordered.values():
-            if len(found) > 1:
-                found.sort(key=_by_order)
+        several: list[list[tuple[int, list[Any]]]] = []  # the fields found at 2+ paths
+        _collect_map(data, self._root, ordered, several)
+        for found in several:
+            found.sort(key=_by_order)
         return Found(ordered)
 
 
@@ -312,9 +312,10 @@ def _by_order(hit: tuple[int, list[Any]]) -> int:
     return hit[0]
 
 
-def _collect_map(node: Any, trie: _Node,
-                 ordered: dict[str, list[tuple[int, list[Any]]]]) -> None:
-    """``_collect`` below a single mapping: probes only the keys it has (the common case)."""
+def _collect_map(node: Any, trie: _Node, ordered: dict[str, list[tuple[int, list[Any]]]],
+                 several: list[list[tuple[int, list[Any]]]]) -> None:
+    """``_collect`` below a single mapping: probes only the keys it has (the common case).
+    ``several`` collects each field's hit list once, when it gets its second hit."""
     leaves, inner = trie.leaves, trie.inner
     for key in node:
         ends = leaves.get(key)
@@ -328,6 +329,8 @@ def _collect_map(node: Any, trie: _Node,
                         ordered[field_name] = [(order, [value])]
                     else:
                         hits.append((order, [value]))
+                        if len(hits) == 2:
+                            several.append(hits)
             continue
         branches = inner.get(key)
         if branches is None:
@@ -335,30 +338,37 @@ def _collect_map(node: Any, trie: _Node,
         value = node[key]
         for fan_out, child in branches:
             if fan_out:
-                _collect(value if isinstance(value, list) else [value], child, ordered)
+                _collect(value if isinstance(value, list) else [value], child, ordered,
+                         several)
             else:
-                _collect([value], child, ordered)
+                _collect([value], child, ordered, several)
 
 
-def _collect(nodes: list[Any], trie: _Node,
-             ordered: dict[str, list[tuple[int, list[Any]]]]) -> None:
+def _collect(nodes: list[Any], trie: _Node, ordered: dict[str, list[tuple[int, list[Any]]]],
+             several: list[list[tuple[int, list[Any]]]]) -> None:
     """Records what every path through ``trie`` finds under ``nodes``; the same values, in the
     same order, as ``_walk_steps`` gives for each path."""
     if trie.ends:
         values = [node for node in nodes if node not in _EMPTY]
         if values:
             for field_name, order in trie.ends:
-                ordered.setdefault(field_name, []).append((order, values))
+                hits = ordered.get(field_name)
+                if hits is None:
+                    ordered[field_name] = [(order, values)]
+                else:
+                    hits.append((order, values))
+                    if len(hits) == 2:
+                        several.append(hits)
     if not trie.children:
         return
     if len(nodes) == 1 and _is_map(nodes[0]):
-        _collect_map(nodes[0], trie, ordered)
+        _collect_map(nodes[0], trie, ordered, several)
         return
     for key, branches in trie.children.items():
         for fan_out, child in branches:
             found = _descend(nodes, key, fan_out)
             if found:
-                _collect(found, child, ordered)
+                _collect(found, child, ordered, several)
 
 
 def extend(base: Mapping[str, tuple[str, ...]],
