@@ -533,7 +533,7 @@ def _item_key(key: Any) -> tuple[str, int] | None:
     return spec
 
 
-def _item_plan(layout: tuple[Any, ...]) -> tuple[tuple[Any, str, int], ...]:
+def _item_plan(layout: tuple[Any, ...]) -> tuple[tuple[Any, str, int | None], ...]:
     """The contents fields an item with these keys (in this order) has: (key, target, rank)
     for each key that names one, in item order. Items of one site share their keys, so the
     plan is remembered per key layout (up to _KEY_CACHE_LIMIT layouts)."""
@@ -542,13 +542,17 @@ def _item_plan(layout: tuple[Any, ...]) -> tuple[tuple[Any, str, int], ...]:
         spec = _ITEM_KEYS.get(key) or _item_key(key)
         if spec is not None:
             plan.append((key, *spec))
+    targets = [target for _, target, _ in plan]
+    if len(set(targets)) == len(targets):
+        # one key per contents field: no rank to compare (None tells _contents so)
+        plan = [(key, target, None) for key, target, _ in plan]
     plan = tuple(plan)
     if len(_ITEM_PLANS) < _KEY_CACHE_LIMIT:
         _ITEM_PLANS[layout] = plan
     return plan
 
 
-_ITEM_PLANS: dict[tuple[Any, ...], tuple[tuple[Any, str, int], ...]] = {}
+_ITEM_PLANS: dict[tuple[Any, ...], tuple[tuple[Any, str, int | None], ...]] = {}
 
 
 def _contents(items: Any, dropped: list[str], order_lines: bool = False
@@ -577,14 +581,19 @@ def _contents(items: Any, dropped: list[str], order_lines: bool = False
             plan = _item_plan(layout)
         for key, target, rank in plan:
             value = item[key]
-            if value is None or value == "":
-                continue
+            kind = type(value)
+            if kind is str:
+                if not value:
+                    continue
+            elif value is None or (kind is not int and kind is not float and value == ""):
+                continue  # (a JSON number is never "": no __eq__ against str for it)
             if target == "id" and (value == 0 or value == "0"):
                 continue  # WooCommerce's variation_id 0: no variation
-            if target in content and ranks[target] <= rank:
+            if rank is not None and target in content and ranks[target] <= rank:
                 continue
             if target == "quantity":
-                quantity = _as_int(value)
+                quantity = value if kind is int and 0 <= value <= _EXACT_FLOAT_INT else \
+                    _as_int(value)  # _as_int's own first test, without the call
                 if quantity is None or quantity < 0:
                     dropped.append("items.quantity")
                     continue
@@ -595,16 +604,17 @@ def _contents(items: Any, dropped: list[str], order_lines: bool = False
                     dropped.append("items.price")
                     continue
                 content[target] = _number_out(price)
-            elif type(value) is str:
+            elif kind is str:
                 if not value.isprintable() and _bad_text(value):
                     dropped.append(f"items.{key}: not valid text")
                     continue
                 content[target] = value
-            elif type(value) is int or type(value) is float:
+            elif kind is int or kind is float:
                 content[target] = str(value)
             else:
                 continue  # booleans, containers
-            ranks[target] = rank
+            if rank is not None:
+                ranks[target] = rank
         if "id" not in content:
             dropped.append("items.item_id")  # Meta refuses a contents entry without id
             continue
@@ -682,8 +692,12 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
                              order_lines=items_path == "line_items")
         if contents:
             custom["contents"] = contents
-            custom["content_ids"] = [c["id"] for c in contents]
-            custom["num_items"] = sum(c["quantity"] for c in contents)
+            ids, count = [], 0  # = the ids' list and sum(quantities), without a generator
+            for content in contents:
+                ids.append(content["id"])
+                count += content["quantity"]
+            custom["content_ids"] = ids
+            custom["num_items"] = count
             custom.setdefault("content_type", "product")
             if "value" not in custom and all("item_price" in c for c in contents):
                 custom["value"] = _number_out(round(
