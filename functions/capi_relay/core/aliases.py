@@ -228,8 +228,13 @@ class Found:
 
     def all(self, field: str) -> list[Any]:
         """Every non-empty value along all the field's paths; list values are flattened."""
+        hits = self._hits.get(field, ())
+        if len(hits) == 1:  # the usual case: one path, one value that is not a list
+            values = hits[0][1]
+            if len(values) == 1 and not isinstance(values[0], list):
+                return [values[0]]
         out: list[Any] = []
-        for _, values in self._hits.get(field, ()):
+        for _, values in hits:
             for value in values:
                 if isinstance(value, list):
                     out.extend(value)
