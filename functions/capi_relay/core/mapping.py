@@ -830,7 +830,9 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
     for key, candidates in sources.items():  # only the keys the event has
         if key in _HASHED_KEYSET:
             prepared: list[str] = []
-            for index, value in enumerate(candidates):
+            index = -1  # counted by hand: an enumerate object per key costs more
+            for value in candidates:
+                index += 1
                 kind = type(value)
                 if kind is str:
                     if not value.isprintable() and _bad_text(value):
@@ -850,7 +852,9 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
             if prepared:
                 values[key] = tuple(prepared)
             continue
-        for index, value in enumerate(candidates):  # never hashed: the first valid value
+        index = -1
+        for value in candidates:  # never hashed: the first valid value
+            index += 1
             kind = type(value)
             if kind is str:
                 if not value.isprintable() and _bad_text(value):
