@@ -828,32 +828,10 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
     # prepare's memo directly for text values (keys here are Meta's, always str)
     memo = prepare_text if country is None or type(country) is str else None
     for key, candidates in sources.items():  # only the keys the event has
-        if key in _HASHED_KEYSET:
-            prepared: list[str] = []
-            index = -1  # counted by hand: an enumerate object per key costs more
-            for value in candidates:
-                index += 1
-                kind = type(value)
-                if kind is str:
-                    if not value.isprintable() and _bad_text(value):
-                        dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
-                        continue
-                elif kind is not int and kind is not float:
-                    continue  # booleans, containers
-                # the same value under two keys: prepare's memo answers the second time
-                out = memo(key, value, country) if kind is str and memo is not None else \
-                    prepare(key, value, country=country)
-                if out is None:
-                    dropped.append(_DROPPED_NAMES[key])
-                elif out not in prepared:
-                    prepared.append(out)
-                    if explain:
-                        used.setdefault(key, []).append(labels[key][index])
-            if prepared:
-                values[key] = tuple(prepared)
-            continue
-        index = -1
-        for value in candidates:  # never hashed: the first valid value
+        hashed = key in _HASHED_KEYSET  # every distinct value; never hashed: the first valid
+        prepared: list[str] = []
+        index = -1  # counted by hand: an enumerate object per key costs more
+        for value in candidates:
             index += 1
             kind = type(value)
             if kind is str:
@@ -862,15 +840,21 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
                     continue
             elif kind is not int and kind is not float:
                 continue  # booleans, containers
+            # the same value under two keys: prepare's memo answers the second time
             out = memo(key, value, country) if kind is str and memo is not None else \
                 prepare(key, value, country=country)
             if out is None:
                 dropped.append(_DROPPED_NAMES[key])
                 continue
-            values[key] = out
+            if out in prepared:
+                continue
+            prepared.append(out)
             if explain:
-                used[key] = [labels[key][index]]
-            break
+                used.setdefault(key, []).append(labels[key][index])
+            if not hashed:
+                break
+        if prepared:
+            values[key] = tuple(prepared) if hashed else prepared[0]
 
     fbc = values.get("fbc")
     if fbc and fbc_click_id(fbc) is None:
