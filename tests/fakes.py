@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from capi_relay.core.errors import PublishFailed, StoreUnavailable
@@ -152,7 +153,7 @@ class MemoryBackend:
 def make_processor(graph=None, secret=None, *, backend=None, dead_letter=None, clock=None,
                    enrich=None, rules=None, batch_window=0.0, pixel_id="px", max_attempts=8,
                    consent_policy="strict", consent_missing="send", test_event_code=None,
-                   lease_seconds=60.0, ttl_seconds=3600.0, sleep=lambda s: None):
+                   lease_seconds=60.0, ttl_seconds=3600.0, sleep=lambda s: None, ledger=None):
     """A ProcessService wired with fakes, as bootstrap wires the real one: ledger, sender,
     pipeline rules, optional enrichment and coalescer."""
     from dataclasses import replace
@@ -166,12 +167,114 @@ def make_processor(graph=None, secret=None, *, backend=None, dead_letter=None, c
     policy = replace(rules or pipeline.DEFAULT_POLICY, consent_policy=consent_policy,
                      consent_missing=consent_missing)
     return ProcessService(
-        ledger=DeliveryLedger(backend if backend is not None else MemoryBackend(),
-                              lease_seconds=lease_seconds, ttl_seconds=ttl_seconds,
-                              dead_letter=dead_letter),
+        ledger=ledger or DeliveryLedger(backend if backend is not None else MemoryBackend(),
+                                        lease_seconds=lease_seconds, ttl_seconds=ttl_seconds,
+                                        dead_letter=dead_letter),
         sender=GraphSender(graph if graph is not None else ScriptedGraph(),
                            secret or FakeSecret(),
                            SenderConfig(test_event_code=test_event_code), sleep=sleep),
         clock=clock or FakeClock(),
         policy=DeliveryPolicy(pixel_id=pixel_id, max_attempts=max_attempts),
         rules=policy, enrich=enrich, coalescer=Coalescer(batch_window))
+
+
+class MemoryRunStore:
+    """The puller's run records in memory (RunStore), with ``find`` as Firestore answers it:
+    every record whose ``keys`` holds one of the keys, one query per 30 keys."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.queries = 0
+        self.writes = 0
+        self.fail: Exception | None = None  # raised by every call while set
+
+    def _check(self) -> None:
+        if self.fail is not None:
+            raise self.fail
+
+    def find(self, keys):
+        self._check()
+        wanted = list(dict.fromkeys(keys))
+        self.queries += -(-len(wanted) // 30)
+        wanted_set = set(wanted)
+        return [dict(r) for r in self.records.values() if wanted_set & set(r.get("keys") or ())]
+
+    def create(self, run_id: str, record: dict[str, Any]) -> None:
+        self._check()
+        assert run_id not in self.records, run_id
+        self.records[run_id] = dict(record)
+        self.writes += 1
+
+    def put(self, run_id: str, record: dict[str, Any]) -> None:
+        self._check()
+        self.records[run_id] = dict(record)
+        self.writes += 1
+
+
+@dataclass
+class Pulled:
+    ack_id: str
+    data: bytes
+    attributes: dict[str, str]
+    delivery_attempt: int = 1
+
+
+class FakeSubscription:
+    """A pull subscription: published messages wait until acked; ``retry_later`` hides them
+    until ``release`` (the next run) and counts the attempt, as Pub/Sub's delivery attempt."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, Pulled] = {}
+        self.out: dict[str, Pulled] = {}      # pulled, not yet acked or handed back
+        self.later: dict[str, tuple[Pulled, int]] = {}
+        self.acked: list[str] = []
+        self.pulls = 0
+        self._ids = 0
+
+    def publish(self, data: bytes, attributes=None) -> str:
+        self._ids += 1
+        ack_id = f"m{self._ids}"
+        self.waiting[ack_id] = Pulled(ack_id, data, dict(attributes or {}))
+        return ack_id
+
+    def pull(self, max_messages: int):
+        self.pulls += 1
+        taken = list(self.waiting)[:max_messages]
+        out = [self.waiting.pop(ack_id) for ack_id in taken]
+        self.out.update({m.ack_id: m for m in out})
+        return out
+
+    def ack(self, ack_ids) -> None:
+        for ack_id in ack_ids:
+            self.out.pop(ack_id)
+            self.acked.append(ack_id)
+
+    def retry_later(self, ack_ids, seconds: int) -> None:
+        for ack_id in ack_ids:
+            self.later[ack_id] = (self.out.pop(ack_id), seconds)
+
+    def release(self) -> None:
+        """The backoff passed: handed-back (and unacknowledged) messages wait again, their
+        delivery attempt counted."""
+        for message in [m for m, _ in self.later.values()] + list(self.out.values()):
+            message.delivery_attempt += 1
+            self.waiting[message.ack_id] = message
+        self.later.clear()
+        self.out.clear()
+
+
+def make_puller(graph=None, *, store=None, subscription=None, dead_letter=None, clock=None,
+                lease_seconds=60.0, ttl_seconds=3600.0, **processor):
+    """A PullService over fakes, as bootstrap wires the real one: a ProcessService recording to
+    a RunLedger over ``store`` (MemoryRunStore), reading ``subscription`` (FakeSubscription)."""
+    from capi_relay.app.pull import PullService
+    from capi_relay.app.run_ledger import RunLedger
+
+    clock = clock or FakeClock()
+    ids = itertools.count(1)
+    ledger = RunLedger(store if store is not None else MemoryRunStore(),
+                       lease_seconds=lease_seconds, ttl_seconds=ttl_seconds,
+                       dead_letter=dead_letter, new_id=lambda: str(next(ids)))
+    service = make_processor(graph, clock=clock, ledger=ledger, **processor)
+    return PullService(service, ledger, subscription if subscription is not None
+                       else FakeSubscription(), clock)

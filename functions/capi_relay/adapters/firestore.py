@@ -131,3 +131,58 @@ class FirestoreProfileStore:
                                        f"{type(exc).__name__}") from exc
             done += len(chunk)
         return done
+
+
+#: Firestore's limit on the values of one ``array_contains_any`` filter
+ANY_LIMIT = 30
+
+
+class FirestoreRunStore:
+    """RunStore: the puller's run records, in the idempotency collection (its TTL policy on
+    ``expire_at`` covers them). ``find`` is one query per 30 keys, billed one read per
+    record returned (at least one per query)."""
+
+    def __init__(self, project: str, collection: str, *, client=None, timeout: float = 10.0):
+        self.project = project
+        self.collection = collection
+        self.timeout = timeout
+        self._db = client
+
+    def _collection(self):
+        if self._db is None:
+            self._db = _client(self.project)
+        return self._db.collection(self.collection)
+
+    def find(self, keys):
+        from google.api_core import exceptions
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        found: dict[str, dict[str, Any]] = {}
+        keys = list(dict.fromkeys(keys))
+        try:
+            for start in range(0, len(keys), ANY_LIMIT):
+                query = self._collection().where(
+                    filter=FieldFilter("keys", "array_contains_any",
+                                       keys[start:start + ANY_LIMIT]))
+                for snapshot in query.stream(timeout=self.timeout):
+                    found[snapshot.id] = _from_store(snapshot.to_dict())
+        except exceptions.GoogleAPICallError as exc:
+            raise StoreUnavailable(f"run record query failed: {type(exc).__name__}") from exc
+        return list(found.values())
+
+    def create(self, run_id: str, record: dict[str, Any]) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self._collection().document(run_id).create(_to_store(record),
+                                                       timeout=self.timeout)
+        except exceptions.GoogleAPICallError as exc:
+            raise StoreUnavailable(f"run record write failed: {type(exc).__name__}") from exc
+
+    def put(self, run_id: str, record: dict[str, Any]) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self._collection().document(run_id).set(_to_store(record), timeout=self.timeout)
+        except exceptions.GoogleAPICallError as exc:
+            raise StoreUnavailable(f"run record write failed: {type(exc).__name__}") from exc

@@ -1,10 +1,12 @@
-"""Publisher and TopicProbe ports on Google Cloud Pub/Sub (follows PUBSUB_EMULATOR_HOST)."""
+"""Publisher, TopicProbe and Subscription ports on Google Cloud Pub/Sub (follows
+PUBSUB_EMULATOR_HOST)."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
-from capi_relay.core.errors import PublishFailed
+from capi_relay.core.errors import PublishFailed, TransientError
 
 #: How long the client holds a message to batch it with others before sending. Every ingest
 #: request waits for its publish, so the library's default (10 ms) is added to each one and,
@@ -43,3 +45,62 @@ class PubSubPublisher:
         page = self._get_client().list_topic_subscriptions(
             request={"topic": self.topic_path, "page_size": 1}, timeout=self.timeout)
         return next(iter(page), None) is not None
+
+
+@dataclass(frozen=True)
+class PulledMessage:
+    ack_id: str
+    data: bytes
+    attributes: Mapping[str, str]
+    delivery_attempt: int
+
+
+class PubSubSubscription:
+    """Subscription port: synchronous pull, acknowledge, hand back (modify the ack deadline)."""
+
+    def __init__(self, project: str, subscription: str, *, timeout: float = 10.0):
+        self.path = subscription if subscription.startswith("projects/") else \
+            f"projects/{project}/subscriptions/{subscription}"
+        self.timeout = timeout
+        self._client = None
+
+    def _get_client(self):
+        if self._client is None:
+            from google.cloud import pubsub_v1
+
+            self._client = pubsub_v1.SubscriberClient()
+        return self._client
+
+    def pull(self, max_messages: int) -> list[PulledMessage]:
+        from google.api_core import exceptions
+
+        try:
+            response = self._get_client().pull(
+                request={"subscription": self.path, "max_messages": max_messages},
+                timeout=self.timeout)
+        except exceptions.DeadlineExceeded:
+            return []  # nothing arrived while the request waited
+        except exceptions.GoogleAPICallError as exc:
+            raise TransientError(f"pull from {self.path} failed: {type(exc).__name__}") from exc
+        return [PulledMessage(r.ack_id, r.message.data, dict(r.message.attributes),
+                              r.delivery_attempt) for r in response.received_messages]
+
+    def ack(self, ack_ids: Sequence[str]) -> None:
+        for start in range(0, len(ack_ids), 1000):
+            self._call("acknowledge", {"subscription": self.path,
+                                       "ack_ids": list(ack_ids[start:start + 1000])})
+
+    def retry_later(self, ack_ids: Sequence[str], seconds: int) -> None:
+        for start in range(0, len(ack_ids), 1000):
+            self._call("modify_ack_deadline", {"subscription": self.path,
+                                               "ack_ids": list(ack_ids[start:start + 1000]),
+                                               "ack_deadline_seconds": seconds})
+
+    def _call(self, method: str, request: dict) -> None:
+        from google.api_core import exceptions
+
+        try:
+            getattr(self._get_client(), method)(request=request, timeout=self.timeout)
+        except exceptions.GoogleAPICallError as exc:
+            raise TransientError(f"{method} on {self.path} failed: "
+                                 f"{type(exc).__name__}") from exc

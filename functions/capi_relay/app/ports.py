@@ -72,3 +72,44 @@ class ProfileStore(Protocol):
         """Applies the writes in batches of at most 500; returns how many. Raises
         StoreUnavailable."""
         ...
+
+
+class RunStore(Protocol):
+    """The scheduled puller's delivery records: one document per run, listing event keys
+    (``app.run_ledger`` decides their content; this only stores and finds them)."""
+
+    def find(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """Every stored record whose ``keys`` holds one of ``keys``. Raises StoreUnavailable."""
+        ...
+
+    def create(self, run_id: str, record: dict[str, Any]) -> None:
+        """Writes a new record. Raises StoreUnavailable."""
+        ...
+
+    def put(self, run_id: str, record: dict[str, Any]) -> None:
+        """Overwrites the record. Raises StoreUnavailable."""
+        ...
+
+
+class Received(Protocol):
+    """One pulled message."""
+
+    ack_id: str
+    data: bytes
+    attributes: Mapping[str, str]
+    delivery_attempt: int  # 1 on the first delivery (0 when the subscription does not count)
+
+
+class Subscription(Protocol):
+    """A pull subscription: what the scheduled puller reads."""
+
+    def pull(self, max_messages: int) -> list[Received]:
+        """Up to ``max_messages`` waiting messages; an empty list when none wait. Raises
+        TransientError."""
+        ...
+
+    def ack(self, ack_ids: Sequence[str]) -> None: ...
+
+    def retry_later(self, ack_ids: Sequence[str], seconds: int) -> None:
+        """Hands the messages back, to be delivered again after ``seconds``."""
+        ...
