@@ -23,3 +23,8 @@ def ingest(request):
 @functions_framework.cloud_event
 def process(cloud_event):
     web.handle_process(cloud_event, bootstrap.process_service)
+
+
+@functions_framework.http
+def pull(request):
+    return web.handle_pull(request, bootstrap.pull_service)

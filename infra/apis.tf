@@ -19,6 +19,7 @@ locals {
       "storage.googleapis.com",
     ],
     local.first_party_enabled ? ["compute.googleapis.com"] : [],
+    var.delivery == "scheduled_pull" ? ["cloudscheduler.googleapis.com"] : [],
   )
 }
 

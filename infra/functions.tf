@@ -1,5 +1,6 @@
-# The two gen2 functions, ingest (public HTTP) and process (internal, fed by our push subscription),
-# both built from one source archive whose object name carries its hash.
+# The two gen2 functions, ingest (public HTTP) and process (internal; fed by our push subscription,
+# or, with delivery = "scheduled_pull", started by Cloud Scheduler to pull it), both built from one
+# source archive whose object name carries its hash.
 
 locals {
   functions_dir = "${path.module}/../functions"
@@ -47,6 +48,7 @@ locals {
     # it stays below the subscription's dead-letter policy so that Pub/Sub's own forwarding
     # (which carries no reason) is only the last resort.
     MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts - 2)
+    PULL_SUBSCRIPTION     = local.pull_delivery ? google_pubsub_subscription.process_push.name : ""
   }
 
   # PIXELS as the processor reads it (core/routing.py): a token's secret as a version name,
@@ -66,7 +68,12 @@ locals {
   ingest_env = merge({ for k, v in local.ingest_settings : k => v if v != "" },
   { THREADS = tostring(var.ingest_max_instance_request_concurrency) })
   processor_env = merge({ for k, v in local.processor_settings : k => v if v != "" },
-  { THREADS = tostring(var.processor_max_instance_request_concurrency) })
+  { THREADS = tostring(local.processor_concurrency) })
+
+  # The puller is one run at a time: one instance, one request (its ledger writes one record
+  # per run and relies on no other run sending the same events meanwhile).
+  processor_concurrency   = local.pull_delivery ? 1 : var.processor_max_instance_request_concurrency
+  processor_max_instances = local.pull_delivery ? 1 : var.processor_max_instances
 }
 
 data "archive_file" "functions" {
@@ -147,7 +154,7 @@ resource "google_cloudfunctions2_function" "process" {
 
   build_config {
     runtime         = var.python_runtime
-    entry_point     = "process"
+    entry_point     = local.pull_delivery ? "pull" : "process"
     service_account = google_service_account.build.id
 
     source {
@@ -167,9 +174,9 @@ resource "google_cloudfunctions2_function" "process" {
     all_traffic_on_latest_revision   = true
     available_memory                 = var.processor_memory
     available_cpu                    = "1"
-    max_instance_request_concurrency = var.processor_max_instance_request_concurrency
+    max_instance_request_concurrency = local.processor_concurrency
     min_instance_count               = var.processor_min_instances
-    max_instance_count               = var.processor_max_instances
+    max_instance_count               = local.processor_max_instances
     timeout_seconds                  = var.processor_timeout_seconds
     environment_variables            = local.processor_env
   }

@@ -1,8 +1,10 @@
-# The events topic, our push subscription to the processor, and the dead-letter topic with a
-# pull subscription kept for `capi-relay replay`.
+# The events topic, the processor's subscription (pushed to it, or pulled by the scheduled
+# puller: var.delivery), and the dead-letter topic with a pull subscription kept for
+# `capi-relay replay`.
 
 locals {
   push_subscription_name = "${var.name_prefix}-process-push"
+  pull_delivery          = var.delivery == "scheduled_pull"
   message_retention      = "${var.message_retention_days * 86400}s"
   # The Google-managed agent that delivers pushes and forwards messages to the dead-letter topic.
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
@@ -30,17 +32,23 @@ resource "google_pubsub_subscription" "process_push" {
   topic   = google_pubsub_topic.events.id
 
   # For a push subscription this is also the HTTP request timeout, so it matches the processor's.
+  # Pulled, a message is hidden this long: a puller run (at most the processor's timeout)
+  # acknowledges it or hands it back with its own backoff first.
   ack_deadline_seconds       = var.processor_timeout_seconds
   message_retention_duration = local.message_retention
 
-  push_config {
-    push_endpoint = google_cloudfunctions2_function.process.service_config[0].uri
+  # Without push_config the subscription is pulled (delivery = "scheduled_pull").
+  dynamic "push_config" {
+    for_each = local.pull_delivery ? [] : [1]
+    content {
+      push_endpoint = google_cloudfunctions2_function.process.service_config[0].uri
 
-    # Pub/Sub signs each push with an ID token of the push-invoker account; Cloud Run checks it
-    # against roles/run.invoker on the processor (iam.tf).
-    oidc_token {
-      service_account_email = google_service_account.push_invoker.email
-      audience              = google_cloudfunctions2_function.process.service_config[0].uri
+      # Pub/Sub signs each push with an ID token of the push-invoker account; Cloud Run checks
+      # it against roles/run.invoker on the processor (iam.tf).
+      oidc_token {
+        service_account_email = google_service_account.push_invoker.email
+        audience              = google_cloudfunctions2_function.process.service_config[0].uri
+      }
     }
   }
 

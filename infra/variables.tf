@@ -574,3 +574,25 @@ variable "stalled_delivery_minutes" {
     error_message = "stalled_delivery_minutes must be from 10 to 1440."
   }
 }
+
+variable "delivery" {
+  type        = string
+  description = "How events reach the processor: \"scheduled_pull\" (Cloud Scheduler starts a puller that sends what waits, up to 1,000 events per Graph request, one ledger record per run; events wait up to one schedule period) or \"push\" (each message pushed as it arrives, claimed and settled per event; real time, several times the cost)."
+  default     = "scheduled_pull"
+
+  validation {
+    condition     = contains(["scheduled_pull", "push"], var.delivery)
+    error_message = "delivery must be scheduled_pull or push."
+  }
+}
+
+variable "pull_schedule" {
+  type        = string
+  description = "Cloud Scheduler cron schedule of the puller (delivery = scheduled_pull); once a minute is the finest Cloud Scheduler allows."
+  default     = "* * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.pull_schedule))) == 5
+    error_message = "pull_schedule must be a five-field cron expression, e.g. \"* * * * *\"."
+  }
+}

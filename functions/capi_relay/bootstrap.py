@@ -17,6 +17,7 @@ from capi_relay.app.ingest import IngestService
 from capi_relay.app.keys import Gate, IngestKeys
 from capi_relay.app.ledger import DeliveryLedger
 from capi_relay.app.process import DeliveryPolicy, ProcessService
+from capi_relay.app.pull import PullService
 from capi_relay.app.sender import GraphSender, SenderConfig
 from capi_relay.config import Settings
 from capi_relay.core import pipeline
@@ -150,41 +151,70 @@ def pixel_token_source(s: Settings, pixel):
     return None
 
 
+def _processor(s: Settings, ledger: DeliveryLedger, window_ms: float) -> ProcessService:
+    """The process service over real adapters, recording to ``ledger``: each pixel with its
+    own Graph client, token source and test event code."""
+    from capi_relay.adapters.clock import SystemClock
+    from capi_relay.adapters.graph import GraphCapiClient
+
+    shared: list = []  # the deployment's token source, built once if a pixel uses it
+
+    def default_token():
+        if not shared:
+            shared.append(token_source(s))
+        return shared[0]
+
+    pixels = []
+    for pixel in s.delivery_pixels():
+        client = GraphCapiClient(s.graph_url, s.api_version, pixel.id, timeout=s.graph_timeout)
+        secrets = pixel_token_source(s, pixel) or default_token()
+        config = SenderConfig(test_event_code=pixel.test_event_code, pixel_id=pixel.id)
+        pixels.append((pixel, GraphSender(client, secrets, config)))
+    return ProcessService(
+        ledger=ledger,
+        pixels=pixels,
+        clock=SystemClock(),
+        policy=DeliveryPolicy(pixel_id=s.pixel_id, max_attempts=s.max_attempts),
+        rules=rules_from(s),
+        enrich=build_enricher(s),
+        coalescer=Coalescer(window_ms / 1000),
+    )
+
+
+def _dead_letter(s: Settings):
+    from capi_relay.adapters.pubsub import PubSubPublisher
+
+    return PubSubPublisher(s.project, s.dead_letter_topic) if s.dead_letter_topic else None
+
+
 def process_service() -> ProcessService:
+    """The push processor: each event claimed and settled in its own ledger document."""
     def build() -> ProcessService:
-        from capi_relay.adapters.clock import SystemClock
         from capi_relay.adapters.firestore import FirestoreIdempotencyBackend
-        from capi_relay.adapters.graph import GraphCapiClient
-        from capi_relay.adapters.pubsub import PubSubPublisher
 
         s = Settings.from_env(need=("token",))
-        dead_letter = PubSubPublisher(s.project, s.dead_letter_topic) \
-            if s.dead_letter_topic else None
         ledger = DeliveryLedger(
             FirestoreIdempotencyBackend(s.project, s.idempotency_collection),
             lease_seconds=s.lease_seconds, ttl_seconds=s.idempotency_ttl_hours * 3600,
-            dead_letter=dead_letter)
-        shared: list = []  # the deployment's token source, built once if a pixel uses it
-
-        def default_token():
-            if not shared:
-                shared.append(token_source(s))
-            return shared[0]
-
-        pixels = []
-        for pixel in s.delivery_pixels():  # each with its own client, token source, test code
-            client = GraphCapiClient(s.graph_url, s.api_version, pixel.id,
-                                     timeout=s.graph_timeout)
-            secrets = pixel_token_source(s, pixel) or default_token()
-            config = SenderConfig(test_event_code=pixel.test_event_code, pixel_id=pixel.id)
-            pixels.append((pixel, GraphSender(client, secrets, config)))
-        return ProcessService(
-            ledger=ledger,
-            pixels=pixels,
-            clock=SystemClock(),
-            policy=DeliveryPolicy(pixel_id=s.pixel_id, max_attempts=s.max_attempts),
-            rules=rules_from(s),
-            enrich=build_enricher(s),
-            coalescer=Coalescer(s.batch_window_ms / 1000),
-        )
+            dead_letter=_dead_letter(s))
+        return _processor(s, ledger, s.batch_window_ms)
     return _once("process", build)
+
+
+def pull_service() -> PullService:
+    """The scheduled puller: what waits on PULL_SUBSCRIPTION, one ledger record per run."""
+    def build() -> PullService:
+        from capi_relay.adapters.clock import SystemClock
+        from capi_relay.adapters.firestore import FirestoreRunStore
+        from capi_relay.adapters.pubsub import PubSubSubscription
+        from capi_relay.app.run_ledger import RunLedger
+
+        s = Settings.from_env(need=("token", "pull"))
+        ledger = RunLedger(FirestoreRunStore(s.project, s.idempotency_collection),
+                           lease_seconds=s.lease_seconds,
+                           ttl_seconds=s.idempotency_ttl_hours * 3600,
+                           dead_letter=_dead_letter(s))
+        return PullService(_processor(s, ledger, 0), ledger,
+                           PubSubSubscription(s.project, s.pull_subscription), SystemClock(),
+                           budget_seconds=s.pull_budget_seconds)
+    return _once("pull", build)

@@ -134,6 +134,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_DELIVERY_ATTEMPTS", "integer", "8",
             "after this many tries an event is dead-lettered as `retries_exhausted`", _P,
             terraform="max_delivery_attempts"),
+    Setting("PULL_SUBSCRIPTION", "text", None,
+            "the pull subscription the scheduled puller (`pull` entry point) delivers from; "
+            "infra sets it when `delivery = \"scheduled_pull\"`", _P),
     Setting("DEAD_LETTER_SUBSCRIPTION", "text", "capi-events-dead-letter-sub",
             "where dead-lettered events wait", ("capi-relay replay",), scope=Scope.OPERATOR),
     Setting("INGEST_PORT", "integer", "8080", "where the ingest listens", ("make dev",),
@@ -183,6 +186,9 @@ class Settings:
     browser_events: frozenset[str] | None = None
     #: PIXELS as listed (empty when unset); ``delivery_pixels`` adds META_PIXEL_ID's
     pixels: tuple[Pixel, ...] = ()
+    pull_subscription: str | None = None
+    #: a puller run stops pulling after this long (below Cloud Scheduler's 60 s period)
+    pull_budget_seconds: float = 45.0
     #: tokens of PIXELS entries with ``token_env`` (local runs), by pixel id
     pixel_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -209,6 +215,8 @@ class Settings:
                     for p in with_main(Pixel(get("META_PIXEL_ID") or ""), pixels)):
             # a pixel without its own token uses the deployment's
             missing.append("META_TOKEN_SECRET (or META_ACCESS_TOKEN for local runs)")
+        if "pull" in need and not get("PULL_SUBSCRIPTION"):
+            missing.append("PULL_SUBSCRIPTION")
         if missing:
             raise ConfigurationError("missing environment variable(s): " + ", ".join(missing))
         pixel_tokens = {}
@@ -297,4 +305,5 @@ class Settings:
             browser_events=parse_event_names(get("BROWSER_EVENTS"), source="BROWSER_EVENTS"),
             pixels=pixels,
             pixel_tokens=pixel_tokens,
+            pull_subscription=get("PULL_SUBSCRIPTION"),
         )

@@ -1,7 +1,7 @@
-"""The deployed archive (functions/) holds exactly what the two Cloud Functions import.
+"""The deployed archive (functions/) holds exactly what the Cloud Functions import.
 
 A fresh interpreter that sees only functions/ (as Cloud Functions does) imports main.py, builds
-both services through the composition root with every optional part switched on, and lists the
+every service through the composition root with every optional part switched on, and lists the
 capi_relay modules it loaded. Every module file in the archive must be among them: operator
 commands, development tools and test fakes live outside functions/.
 """
@@ -24,6 +24,7 @@ from capi_relay import bootstrap
 bootstrap.ingest_service()
 bootstrap.gate()
 bootstrap.process_service()
+bootstrap.pull_service()
 root = Path(sys.argv[1]).resolve()
 loaded = sorted(
     str(Path(m.__file__).resolve().relative_to(root))
@@ -42,6 +43,7 @@ def _probe() -> dict:
         "DEAD_LETTER_TOPIC": "dead", "META_PIXEL_ID": "1", "META_ACCESS_TOKEN": "t",
         # the clients connect lazily; these only keep them off real credentials
         "PUBSUB_EMULATOR_HOST": "127.0.0.1:9", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9",
+        "PULL_SUBSCRIPTION": "events-pull",
         "LDU_REGIONS": "us-ca", "REDACT_FIELDS": '{"de": ["client_ip_address"]}',
     })
     result = subprocess.run([sys.executable, "-c", _PROBE, str(FUNCTIONS)], cwd=FUNCTIONS,

@@ -138,7 +138,12 @@ def test_apis_are_enabled(tf):
 def test_push_subscription_delivers_to_processor_with_oidc(tf):
     sub = tf.resource("google_pubsub_subscription", "process_push")
     assert ref(sub["topic"]) == "google_pubsub_topic.events.id"
-    push = block(sub, "push_config")
+    # pushed only with delivery = "push"; without push_config the puller pulls it
+    assert "push_config" not in sub
+    [dynamic] = [d["push_config"] for d in sub["dynamic"] if "push_config" in d]
+    assert ref(dynamic["for_each"]) == "local.pull_delivery ? [] : [1]"
+    assert tf.locals["pull_delivery"] == '${var.delivery == "scheduled_pull"}'
+    push = block(dynamic, "content")
     assert ref(push["push_endpoint"]) == PROCESS_URI
     oidc = block(push, "oidc_token")
     assert ref(oidc["service_account_email"]) == "google_service_account.push_invoker.email"
@@ -243,6 +248,9 @@ def test_processor_grants_are_minimal(tf):
          "each.value.secret_id"),
         ("google_pubsub_topic_iam_member", "roles/pubsub.publisher",
          "google_pubsub_topic.dead_letter.name"),
+        # the scheduled puller pulls, acknowledges and hands back its one subscription
+        ("google_pubsub_subscription_iam_member", "roles/pubsub.subscriber",
+         "google_pubsub_subscription.process_push.name"),
     }
 
 
@@ -299,8 +307,41 @@ def test_only_ingest_is_public(tf):
 def test_processor_is_internal_and_not_event_triggered(tf):
     process = tf.resource("google_cloudfunctions2_function", "process")
     assert block(process, "service_config")["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
-    assert "event_trigger" not in process, "delivery is our own push subscription"
-    assert block(process, "build_config")["entry_point"] == "process"
+    assert "event_trigger" not in process, "delivery is our own subscription"
+    assert ref(block(process, "build_config")["entry_point"]) == \
+        'local.pull_delivery ? "pull" : "process"'
+
+
+def test_scheduled_pull_is_a_scheduler_job_invoking_the_processor_with_oidc(tf):
+    job = tf.resource("google_cloud_scheduler_job", "pull")
+    assert ref(str(job["count"])) == "local.pull_delivery ? 1 : 0"
+    assert ref(job["schedule"]) == "var.pull_schedule"
+    assert tf.variables["pull_schedule"]["default"] == "* * * * *"
+    assert tf.variables["delivery"]["default"] == "scheduled_pull"
+    target = block(job, "http_target")
+    assert target["http_method"] == "POST" and ref(target["uri"]) == PROCESS_URI
+    oidc = block(target, "oidc_token")
+    assert ref(oidc["service_account_email"]) == "google_service_account.scheduler[0].email"
+    assert ref(oidc["audience"]) == PROCESS_URI
+    assert block(job, "retry_config")["retry_count"] == 0
+
+
+def test_scheduler_may_only_invoke_processor(tf):
+    grants = grants_of(tf, "serviceAccount:${google_service_account.scheduler[0].email}")
+    assert grants == {("google_cloud_run_v2_service_iam_member", "roles/run.invoker",
+                       "google_cloudfunctions2_function.process.name")}
+
+
+def test_the_puller_runs_one_request_on_one_instance(tf):
+    """The run ledger writes one record per run: it relies on one run at a time."""
+    assert ref(tf.locals["processor_concurrency"]) == \
+        "local.pull_delivery ? 1 : var.processor_max_instance_request_concurrency"
+    assert ref(tf.locals["processor_max_instances"]) == \
+        "local.pull_delivery ? 1 : var.processor_max_instances"
+    service = block(tf.resource("google_cloudfunctions2_function", "process"), "service_config")
+    assert ref(str(service["max_instance_request_concurrency"])) == "local.processor_concurrency"
+    assert "google_pubsub_subscription.process_push.name" in \
+        tf.locals["processor_settings"]["PULL_SUBSCRIPTION"]
 
 
 def test_ingest_scaling_is_configurable(tf):
@@ -348,8 +389,7 @@ def test_functions_get_the_settings_the_code_reads(tf):
 def test_each_function_runs_as_many_threads_as_its_concurrency(tf):
     # Cloud Run functions' concurrency page: for Python, set THREADS equal to the concurrency.
     for env, concurrency in (("ingest_env", "var.ingest_max_instance_request_concurrency"),
-                             ("processor_env",
-                              "var.processor_max_instance_request_concurrency")):
+                             ("processor_env", "local.processor_concurrency")):
         assert f"THREADS = tostring({concurrency})" in tf.locals[env], env
 
 
@@ -476,6 +516,7 @@ def test_cloud_armor_rate_limits_per_ip_on_the_load_balancer(tf):
 
 
 def test_both_functions_have_an_instance_cap(tf):
-    for name, var in (("ingest", "ingest_max_instances"), ("process", "processor_max_instances")):
+    for name, cap in (("ingest", "var.ingest_max_instances"),
+                      ("process", "local.processor_max_instances")):
         service = block(tf.resource("google_cloudfunctions2_function", name), "service_config")
-        assert ref(service["max_instance_count"]) == f"var.{var}"
+        assert ref(service["max_instance_count"]) == cap

@@ -14,6 +14,7 @@ from capi_relay import log
 from capi_relay.app.ingest import IngestService, RequestContext
 from capi_relay.app.keys import Gate
 from capi_relay.app.process import ProcessService
+from capi_relay.app.pull import PullService
 from capi_relay.core import collect
 from capi_relay.core.auth import AuthDecision, Source
 from capi_relay.core.errors import ConfigurationError, KeysUnavailable, PublishFailed, RelayError
@@ -315,3 +316,20 @@ def handle_process(cloud_event, get_service: Callable[[], ProcessService]) -> No
         log.warning("message will be redelivered", component="process",
                     error_type=type(exc).__name__, cause=str(exc))
         raise
+
+
+def handle_pull(request, get_service: Callable[[], PullService]):
+    """POST from Cloud Scheduler: one puller run. 200 with counts (no event data); 503 when
+    the subscription or the settings fail (Cloud Scheduler records the failure; what was not
+    acknowledged is delivered again)."""
+    if request.method != "POST":
+        return "", 405, {"Allow": "POST"}
+    try:
+        report = get_service().run()
+    except ConfigurationError as exc:
+        log.error("misconfigured", component="process", reason=str(exc))
+        return _json(503, {"error": "misconfigured"})
+    except RelayError as exc:
+        log.error("pull run failed", component="process", error_type=type(exc).__name__)
+        return _json(503, {"error": type(exc).__name__})
+    return _json(200, report.summary())
