@@ -3,6 +3,7 @@ PUBSUB_EMULATOR_HOST)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -75,9 +76,15 @@ class PubSubSubscription:
         from google.api_core import exceptions
 
         try:
-            response = self._get_client().pull(
-                request={"subscription": self.path, "max_messages": max_messages},
-                timeout=self.timeout)
+            # A puller run drains what waits and exits: waiting for more would be billed.
+            # Pub/Sub discourages return_immediately for pullers that poll in a loop (an
+            # immediate answer may be empty while messages wait); a run every minute is not one,
+            # and a message missed now is taken by the next run.
+            with warnings.catch_warnings():  # the client warns on every call that it is
+                warnings.simplefilter("ignore", DeprecationWarning)  # deprecated (see above)
+                response = self._get_client().pull(
+                    request={"subscription": self.path, "max_messages": max_messages,
+                             "return_immediately": True}, timeout=self.timeout)
         except exceptions.DeadlineExceeded:
             return []  # nothing arrived while the request waited
         except exceptions.GoogleAPICallError as exc:
