@@ -133,8 +133,10 @@ def bench_throughput(work: wl.Workload, *, repeats: int = 3, warmup: int = 500,
 #: per-event counts shown under the breakdown: (label, Tally name)
 _COUNTS = (("function invocations (ingest)", "ingest.invocations"),
            ("function invocations (process)", "process.invocations"),
+           ("function invocations (puller runs)", "pull.invocations"),
            ("Pub/Sub publishes", "pubsub.publish.events"),
            ("Pub/Sub push deliveries", "pubsub.push"),
+           ("Pub/Sub pull requests", "pubsub.pulls"),
            ("Pub/Sub billable bytes", "pubsub.bytes"),
            ("Firestore document reads", "firestore.reads"),
            ("Firestore document writes", "firestore.writes"),
@@ -143,56 +145,78 @@ _COUNTS = (("function invocations (ingest)", "ingest.invocations"),
            ("Secret Manager accesses", "secret.accesses"))
 
 
-def bench_cost(sparse_events: int, steady_events: int) -> tuple[list[str], list[Row]]:
-    """The two cost lines, their breakdown and the sGTM comparison; the gated rows."""
-    mix, known = cost.make_mix(max(sparse_events, steady_events))
+def bench_cost(sparse_events: int, steady_events: int,
+               pull_steady_events: int = 4800) -> tuple[list[str], list[Row]]:
+    """The two cost lines (the default deployment: scheduled pull), their breakdown beside
+    push delivery's, the sGTM comparison and the levers; the gated rows."""
+    sparse_rate = cost.SPARSE_EVENTS_PER_MONTH / cost.MONTH_SECONDS
+    mix, known = cost.make_mix(max(sparse_events, steady_events, pull_steady_events))
     sparse = cost.run_sparse(mix[:sparse_events], known)
     steady = cost.run_steady(mix[:steady_events], known)
-    lines = [f"cost sparse: ${cost.total(sparse):.2f} per million events",
-             f"cost steady: ${cost.total(steady):.2f} per million events", ""]
-    lines.append(f"breakdown, USD per million events (sparse: {sparse.events} events, each "
-                 f"request alone; steady: {steady.note}):")
-    sparse_lines, steady_lines = cost.breakdown(sparse), cost.breakdown(steady)
-    width = 54  # the longest label below
-    for name, value in sparse_lines.items():
-        lines.append(f"  {name:<{width}}  {value:9.2f}  {steady_lines[name]:9.2f}")
-    lines.append(f"  {'total':<{width}}  {cost.total(sparse):9.2f}  {cost.total(steady):9.2f}")
-    lines.append("per event (sparse / steady):")
+    per_run = {"sparse": cost.events_per_run(sparse_rate),
+               "steady": cost.events_per_run(cost.STEADY_RATE)}
+    pull_sparse = cost.run_pull(mix[:sparse_events], known, events_per_run=per_run["sparse"],
+                                name="pull sparse")
+    pull_steady = cost.run_pull(mix[:max(pull_steady_events, per_run["steady"])], known,
+                                events_per_run=per_run["steady"], name="pull steady")
+    columns = {"pull sparse": cost.pull_breakdown(pull_sparse, sparse, sparse_rate),
+               "pull steady": cost.pull_breakdown(pull_steady, steady, cost.STEADY_RATE),
+               "push sparse": cost.breakdown(sparse), "push steady": cost.breakdown(steady)}
+    totals = {name: sum(column.values()) for name, column in columns.items()}
+    lines = [f"cost sparse: ${totals['pull sparse']:.2f} per million events",
+             f"cost steady: ${totals['pull steady']:.2f} per million events", ""]
+    lines.append(f"delivery = \"scheduled_pull\" (the default): a puller run every "
+                 f"{cost.PULL_PERIOD:.0f} s, events wait {cost.PULL_PERIOD / 2:.0f} s on "
+                 f"average ({per_run['sparse']} events a run sparse, {per_run['steady']:,} "
+                 f"steady); delivery = \"push\": real time, each message pushed alone.")
+    lines.append(f"breakdown, USD per million events (sparse: 1 M events a month, "
+                 f"{sparse.events} events measured; steady: {cost.STEADY_RATE:.0f} events/s, "
+                 f"push {steady.note}, pull {pull_steady.events:,} events):")
+    width = 44
+    names = list(columns)
+    lines.append(f"  {'':<{width}}  " + "  ".join(f"{n:>11}" for n in names))
+    labels = list(dict.fromkeys(label for column in columns.values() for label in column))
+    for label in labels:
+        lines.append(f"  {label:<{width}}  " + "  ".join(
+            f"{columns[n].get(label, 0.0):11.2f}" for n in names))
+    lines.append(f"  {'total':<{width}}  " + "  ".join(f"{totals[n]:11.2f}" for n in names))
+    runs = {"pull sparse": pull_sparse, "pull steady": pull_steady, "push sparse": sparse,
+            "push steady": steady}
+    lines.append("per event:")
     for label, name in _COUNTS:
-        lines.append(f"  {label:<{width}}  {sparse.per_event(name):9.3f}  "
-                     f"{steady.per_event(name):9.3f}")
-    for function, size in (("ingest", cost.INGEST), ("process", cost.PROCESS)):
-        lines.append(f"  {'billed s, ' + function:<{width}}  "
-                     f"{sparse.billed_seconds(function, size):9.3f}  "
-                     f"{steady.billed_seconds(function, size):9.3f}")
-    lines.append(f"  {'log bytes':<{width}}  {sparse.log_bytes_per_event:9.0f}  "
-                 f"{steady.log_bytes_per_event:9.0f}")
+        lines.append(f"  {label:<{width}}  " + "  ".join(
+            f"{runs[n].per_event(name):11.3f}" for n in names))
+    lines.append(f"  {'log bytes':<{width}}  " + "  ".join(
+        f"{runs[n].log_bytes_per_event:11.0f}" for n in names))
     steady_month = cost.STEADY_RATE * cost.MONTH_SECONDS
-    lean_sparse = sum(cost.sgtm_lean(cost.SPARSE_EVENTS_PER_MONTH / cost.MONTH_SECONDS).values())
+    lean_sparse = sum(cost.sgtm_lean(sparse_rate).values())
     lean_steady = sum(cost.sgtm_lean(cost.STEADY_RATE).values())
     always_sparse = sum(cost.sgtm_always_on(cost.SPARSE_EVENTS_PER_MONTH).values())
     always_steady = sum(cost.sgtm_always_on(steady_month).values())
     lines.append("sGTM on Cloud Run, same prices (sparse / steady, USD per million events):")
-    lines.append(f"  {'always on (2 warm instances)':<{width}}  {always_sparse:9.2f}  "
-                 f"{always_steady:9.2f}")
+    lines.append(f"  {'always on (2 warm instances)':<{width}}  {always_sparse:11.2f}  "
+                 f"{always_steady:11.2f}")
     lines.append(f"  {'lean (scale to zero, 1 Graph call/event)':<{width}}  "
-                 f"{lean_sparse:9.2f}  {lean_steady:9.2f}")
+                 f"{lean_sparse:11.2f}  {lean_steady:11.2f}")
     lines.extend(lever_lines(mix, known, sparse, steady, width))
     requests = 1000 * steady.per_event("graph.requests")
-    overlapping = steady.totals["graph.overlapping"]
-    lines.append(f"Graph requests per 1,000 events at {cost.STEADY_RATE:.0f}/s: {requests:.0f} "
+    pull_requests = 1000 * pull_steady.per_event("graph.requests")
+    overlapping = steady.totals["graph.overlapping"] + pull_steady.totals["graph.overlapping"]
+    lines.append(f"Graph requests per 1,000 events at {cost.STEADY_RATE:.0f}/s: "
+                 f"{pull_requests:.1f} scheduled pull, {requests:.0f} push "
                  f"({steady.totals['graph.events'] / max(steady.totals['graph.requests'], 1):.1f}"
                  f" events each; {overlapping} sent while another was in flight)")
     rows = [
-        Row("cost sparse", cost.total(sparse), lean_sparse, "$/M", "lean sGTM",
-            higher_is_better=False, limit=COST_SPARSE_TARGET),
-        Row("cost steady", cost.total(steady), lean_steady, "$/M", "lean sGTM",
+        Row("cost sparse", totals["pull sparse"], lean_sparse, "$/M", "lean sGTM",
+            higher_is_better=False, limit=COST_SPARSE_TARGET,
+            note=f"push ${totals['push sparse']:.2f}/M"),
+        Row("cost steady", totals["pull steady"], lean_steady, "$/M", "lean sGTM",
             higher_is_better=False, limit=COST_STEADY_TARGET,
-            note=f"goal ${COST_STEADY_GOAL:.2f}/M"),
+            note=f"goal ${COST_STEADY_GOAL:.2f}/M; push ${totals['push steady']:.2f}/M"),
         Row("Graph requests sent while one in flight", float(overlapping), None, "requests",
             higher_is_better=False, limit=0.0,
-            note=f"target: 1 request per up to 1,000 waiting events; {requests:.0f} requests "
-                 f"per 1,000 events"),
+            note=f"target: 1 request per up to 1,000 waiting events; {pull_requests:.1f} "
+                 f"(pull) / {requests:.0f} (push) requests per 1,000 events"),
     ]
     return lines, rows
 
@@ -252,7 +276,6 @@ def lever_lines(mix: list[dict], known: list, sparse: cost.Run, steady: cost.Run
                 width: int) -> list[str]:
     """Each lever's cost lines beside the deployed configuration's (issue 13, "Cut")."""
     F = cost.FunctionSize
-    sparse_rate = cost.SPARSE_EVENTS_PER_MONTH / cost.MONTH_SECONDS
     no_wait = (cost.run_sparse(mix[:sparse.events], known, batch_window=0),
                cost.run_steady(mix[:steady.events], known, batch_window=0))
     rows = [("as deployed", cost.total(sparse), cost.total(steady)),
@@ -267,11 +290,7 @@ def lever_lines(mix: list[dict], known: list, sparse: cost.Run, steady: cost.Run
                  cost.one_ledger_write(steady)))
     rows.append(("Cloud Run request logs excluded", cost.without_request_logs(sparse),
                  cost.without_request_logs(steady)))
-    pull_sparse, delay = cost.scheduled_pull(sparse, sparse_rate)
-    pull_steady, _ = cost.scheduled_pull(steady, cost.STEADY_RATE)
-    rows.append((f"scheduled pull every {cost.PULL_PERIOD:.0f} s (estimate, mean delay "
-                 f"{delay:.0f} s)", sum(pull_sparse.values()), sum(pull_steady.values())))
-    out = ["levers, each alone (sparse / steady, USD per million events):"]
+    out = ["push delivery's levers, each alone (sparse / steady, USD per million events):"]
     out.extend(f"  {label:<{width}}  {a:9.2f}  {b:9.2f}" for label, a, b in rows)
     return out
 
@@ -522,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="events in the sparse cost run (default %(default)s)")
     parser.add_argument("--steady-events", type=int, default=400,
                         help="events in the steady cost run, at 40/s (default %(default)s)")
+    parser.add_argument("--pull-steady-events", type=int, default=4800,
+                        help="events in the steady scheduled-pull run (default %(default)s)")
     parser.add_argument("--wrk-seconds", type=int, default=10,
                         help="seconds of each wrk run; 0 skips the ingest row "
                              "(default %(default)s)")
@@ -537,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"capi-relay bench: Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), "
           f"facebook_business {facebook_business.__version__} (SDK import = {SDK_IMPORT})")
     print(f"workload: {wl.describe(work)}\n")
-    cost_lines, rows = bench_cost(args.sparse_events, args.steady_events)
+    cost_lines, rows = bench_cost(args.sparse_events, args.steady_events,
+                                  args.pull_steady_events)
     print("\n".join(cost_lines) + "\n")
     rows.append(bench_ingest(args.wrk_seconds) if args.wrk_seconds else
                 Row("ingest under wrk", None, None, "req/s", note="skipped: --wrk-seconds 0"))

@@ -461,47 +461,95 @@ def sgtm_always_on(events_per_month: float) -> dict[str, float]:
     return {"warm instances": month / events_per_month * 1e6}
 
 
-# --- an estimate: scheduled-pull delivery -----------------------------------------------------
+# --- scheduled pull: the puller measured the same way -----------------------------------------
 
 PULL_PERIOD = 60.0           # Cloud Scheduler's finest schedule: once a minute
 #: Cloud Scheduler: $0.10 per job a month (3 jobs free per billing account)
 #: https://cloud.google.com/scheduler/pricing (checked 2026-11-24)
 SCHEDULER_JOB_MONTH = 0.10
-#: one puller run's round trips: pull, one batchGet of claims and profiles, one commit of
-#: claims, Graph (1,000 events), one commit of outcomes and profile writes, ack
-PULL_RUN_IO = (0.030 + counting.LATENCY["firestore.read"] + 2 * counting.LATENCY[
-    "firestore.write"] + 0.300 + 0.020)
 
 
-def scheduled_pull(run: Run, events_per_second: float,
-                   period: float = PULL_PERIOD) -> tuple[dict[str, float], float]:
-    """(USD per million events by line, mean delivery delay in seconds) if the processor,
-    instead of one push per message, were a puller Cloud Scheduler starts every ``period``
-    seconds, sending up to 1,000 events per Graph request. Not built: estimated from ``run``'s
-    counts (ingest as measured; Firestore documents per event unchanged, written in batches;
-    the processor's CPU per event as measured) with the same price table."""
+def build_puller(tally: Tally, relay: Relay, subscription: Any) -> Any:
+    """PullService as ``bootstrap.pull_service`` builds it, every port counted, sharing
+    ``relay``'s profile store and Graph fake (one puller instance, warm from run to run: Cloud
+    Run keeps an idle instance for minutes, and runs come every minute)."""
+    import fakes
+    from capi_relay import bootstrap
+    from capi_relay.adapters.secrets import SecretManagerSource
+    from capi_relay.app.enrichment import Enricher
+    from capi_relay.app.process import DeliveryPolicy, ProcessService
+    from capi_relay.app.profile_cache import ProfileCache
+    from capi_relay.app.pull import PullService
+    from capi_relay.app.run_ledger import RunLedger
+    from capi_relay.app.sender import GraphSender, SenderConfig
+    from capi_relay.config import Settings
+
+    settings = Settings(project="bench", topic="events", pixel_id="1234567890",
+                        token_secret="projects/bench/secrets/token/versions/latest",
+                        pull_subscription="events-pull")
+    counter = iter(range(1, 1 << 62))
+    ledger = RunLedger(counting.CountingRunStore(fakes.MemoryRunStore(), tally),
+                       lease_seconds=settings.lease_seconds,
+                       ttl_seconds=settings.idempotency_ttl_hours * 3600,
+                       dead_letter=counting.CountingPublisher(fakes.FakePublisher(), tally,
+                                                              "dead_letter"),
+                       new_id=lambda: str(next(counter)))
+    secrets = SecretManagerSource(settings.token_secret,
+                                  client=counting.CountingSecretClient(tally))
+    clock = fakes.FakeClock(NOW)
+    process = ProcessService(
+        ledger=ledger,
+        sender=GraphSender(counting.CountingGraph(relay.graph, tally), secrets,
+                           SenderConfig(test_event_code=settings.test_event_code)),
+        clock=clock,
+        policy=DeliveryPolicy(pixel_id=settings.pixel_id, max_attempts=settings.max_attempts),
+        rules=bootstrap.rules_from(settings),
+        enrich=Enricher(ProfileCache(counting.CountingProfileStore(relay.profiles, tally)),
+                        writeback=settings.profile_writeback))
+    return PullService(process, ledger, counting.CountingSubscription(subscription, tally),
+                       clock, budget_seconds=settings.pull_budget_seconds)
+
+
+def run_pull(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
+             events_per_run: int, name: str) -> Run:
+    """Each event posted to ingest on its own; every ``events_per_run`` events (what waits
+    when Cloud Scheduler starts a run), one puller run over what waits. A run is one function
+    call, billed alone (runs never overlap): its in-process time plus its counted round trips,
+    rounded up to 100 ms."""
+    import fakes
+
+    tally = Tally()
+    subscription = fakes.FakeSubscription()
+    relay = build_relay(tally, deliver=lambda data, attrs: subscription.publish(data, attrs))
+    seed_known(relay.profiles, known)
+    puller = build_puller(tally, relay, subscription)
+    with counting.quiet_logs() as logs:
+        for index, raw in enumerate(events, 1):
+            _ingest(relay, raw)
+            if index % events_per_run == 0 or index == len(events):
+                with tally.call("pull"):
+                    puller.run()
+    n = len(events)
+    return Run(name, n, tally.totals, tally.calls, requests_per_event=len(tally.calls) / n,
+               log_bytes_per_event=_log_bytes(logs, len(tally.calls)) / n,
+               note=f"{n} events, a run every {events_per_run}")
+
+
+def pull_breakdown(pull: Run, push: Run, events_per_second: float) -> dict[str, float]:
+    """USD per million events with scheduled pull. The ingest is the same function whichever
+    the delivery, so its line is the push run's of the same traffic shape (``push``: where
+    its requests overlap or not); the puller's runs are billed each alone."""
     m = 1e6
-    per_run = events_per_second * period
-    runs_per_event = 1 / per_run
-    process_calls = [c for c in run.calls if c.function == "process"]
-    cpu_per_event = sum(c.cpu_seconds for c in process_calls) / run.events
-    requests = math.ceil(per_run / 1000)
-    run_seconds = PULL_RUN_IO * requests + cpu_per_event * per_run
-    billed = math.ceil(run_seconds * 10) / 10 * runs_per_event
-    measured = breakdown(run)
-    message_bytes = run.per_event("pubsub.bytes") / 2   # publish + push, ~1 KB each
-    lines = {
-        "Cloud Run requests": (1 + runs_per_event) * price("run.request") * m,
-        "Cloud Run ingest CPU+memory": measured["Cloud Run ingest CPU+memory"],
-        "Cloud Run process CPU+memory": billed * (PROCESS.vcpu * price("run.vcpu_second") +
-                                                  PROCESS.gib * price("run.gib_second")) * m,
-        "Pub/Sub": (message_bytes + max(1000 / per_run, message_bytes)) *
-        price("pubsub.byte") * m,
-        "Firestore reads": measured["Firestore reads"],
-        "Firestore writes": measured["Firestore writes"],
-        "Firestore TTL deletes": measured["Firestore TTL deletes"],
-        "Secret Manager": 0.0,
-        "Cloud Logging": measured["Cloud Logging"] / 2,   # ingest's half; a line per run
-        "Cloud Scheduler": SCHEDULER_JOB_MONTH / (events_per_second * MONTH_SECONDS) * m,
-    }
-    return lines, period / 2
+    lines = breakdown(pull, {"ingest": INGEST})
+    lines["Cloud Run ingest CPU+memory"] = breakdown(push)["Cloud Run ingest CPU+memory"]
+    calls = [c for c in pull.calls if c.function == "pull"]
+    billed = sum(max(1, math.ceil((c.io_seconds + c.wall_seconds) * 10 - 1e-9)) / 10
+                 for c in calls) / pull.events
+    lines["Cloud Run process CPU+memory"] = billed * (
+        PROCESS.vcpu * price("run.vcpu_second") + PROCESS.gib * price("run.gib_second")) * m
+    lines["Cloud Scheduler"] = SCHEDULER_JOB_MONTH / (events_per_second * MONTH_SECONDS) * m
+    return lines
+
+
+def events_per_run(events_per_second: float, period: float = PULL_PERIOD) -> int:
+    return max(1, round(events_per_second * period))

@@ -36,6 +36,7 @@ LATENCY: Mapping[str, float] = {
     "firestore.write": 0.015,      # one commit (single write or batch)
     "graph.request": 0.200,        # Meta's Graph API from a Google region
     "secret.access": 0.030,
+    "pubsub.pull": 0.020,          # one pull, acknowledge or modifyAckDeadline request
 }
 
 
@@ -137,6 +138,58 @@ class CountingIdempotencyBackend:
     def put(self, key: str, record: dict[str, Any]) -> None:
         self.tally.add("firestore.writes", latency="firestore.write")
         self.inner.put(key, record)
+
+
+class CountingRunStore:
+    """RunStore port (the scheduled puller's ledger): a find is one query per 30 keys, each
+    billed one read per record it returns and at least one; create and put one write each."""
+
+    def __init__(self, inner: Any, tally: Tally):
+        self.inner, self.tally = inner, tally
+
+    def find(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        wanted = list(dict.fromkeys(keys))
+        records = []
+        for start in range(0, len(wanted), 30):
+            found = self.inner.find(wanted[start:start + 30])
+            self.tally.add("firestore.reads", max(1, len(found)), latency="firestore.read")
+            records.extend(found)
+        return records
+
+    def create(self, run_id: str, record: dict[str, Any]) -> None:
+        self.tally.add("firestore.writes", latency="firestore.write")
+        self.tally.add("ledger.writes")
+        self.tally.add("firestore.ttl_docs")
+        self.inner.create(run_id, record)
+
+    def put(self, run_id: str, record: dict[str, Any]) -> None:
+        self.tally.add("firestore.writes", latency="firestore.write")
+        self.tally.add("ledger.writes")
+        self.inner.put(run_id, record)
+
+
+class CountingSubscription:
+    """Subscription port: pull requests, billed like a push (the messages' bytes, at least
+    1000 per request); acknowledge and modifyAckDeadline requests are round trips only."""
+
+    def __init__(self, inner: Any, tally: Tally):
+        self.inner, self.tally = inner, tally
+
+    def pull(self, max_messages: int):
+        messages = self.inner.pull(max_messages)
+        self.tally.add("pubsub.pulls", latency="pubsub.pull")
+        size = sum(len(m.data) + sum(len(k) + len(v) for k, v in m.attributes.items())
+                   + PUBSUB_MESSAGE_OVERHEAD for m in messages)
+        self.tally.add("pubsub.bytes", max(PUBSUB_MIN_BYTES, size))
+        return messages
+
+    def ack(self, ack_ids: Sequence[str]) -> None:
+        self.tally.add("pubsub.acks", latency="pubsub.pull")
+        self.inner.ack(ack_ids)
+
+    def retry_later(self, ack_ids: Sequence[str], seconds: int) -> None:
+        self.tally.add("pubsub.acks", latency="pubsub.pull")
+        self.inner.retry_later(ack_ids, seconds)
 
 
 class CountingProfileStore:

@@ -121,3 +121,62 @@ def test_mix_counts_add_up():
     assert run.totals["graph.events"] == len(events) - duplicates
     assert cost.total(run) == pytest.approx(sum(cost.breakdown(run).values()))
     assert 0 < cost.breakdown(run)["Firestore writes"]
+
+
+# --- scheduled pull -------------------------------------------------------------------------
+
+def _pull_relay():
+    import fakes
+
+    tally = counting.Tally()
+    subscription = fakes.FakeSubscription()
+    relay = cost.build_relay(tally, deliver=lambda data, attrs: subscription.publish(data, attrs))
+    return relay, cost.build_puller(tally, relay, subscription), subscription
+
+
+def _run(relay, puller) -> dict:
+    before = len(relay.tally.calls)
+    with relay.tally.call("pull"):
+        puller.run()
+    return dict(relay.tally.calls[before:][-1].counts)
+
+
+def test_a_puller_run_writes_one_record_twice_whatever_it_carries():
+    with counting.quiet_logs():
+        relay, puller, _ = _pull_relay()
+        for i in range(45):   # 45 anonymous page views of 45 browsers
+            cost._ingest(relay, {**BROWSER, "client_id": f"{i}.1", "x-fb-ck-fbp": f"fb.1.1.{i}",
+                                 "event_name": "page_view", "event_id": f"pv-{i}"})
+        run = _run(relay, puller)
+    # the ledger: 2 queries (30 + 15 keys, none found: one read each), the run record created
+    # before sending and overwritten after; the browsers' links: one read each of the two
+    # kinds, asked in one batch per event
+    assert run["firestore.writes"] == 2 and run["firestore.ttl_docs"] == 1
+    assert run["firestore.reads"] == 2 + 45 * 2
+    assert run["graph.requests"] == 1 and run["graph.events"] == 45
+    # pulls until the subscription is empty (one with the messages, one empty), then one
+    # more look before the run ends; one acknowledge request for all 45
+    assert run["pubsub.pulls"] == 3 and run["pubsub.acks"] == 1
+
+
+def test_a_run_with_only_duplicates_writes_nothing():
+    with counting.quiet_logs():
+        relay, puller, _ = _pull_relay()
+        page_view = {**BROWSER, "event_name": "page_view", "event_id": "pv-1"}
+        cost._ingest(relay, page_view)
+        _run(relay, puller)
+        cost._ingest(relay, page_view)
+        run = _run(relay, puller)
+    assert "firestore.writes" not in run and "graph.requests" not in run
+    assert run["firestore.reads"] == 1   # the one query that finds the earlier run's record
+
+
+def test_pull_mix_counts_add_up():
+    events, known = cost.make_mix(230)
+    run = cost.run_pull(events, known, events_per_run=23, name="pull sparse")
+    assert run.totals["pull.invocations"] == 10
+    duplicates = len(events) - len({e["event_id"] for e in events})
+    assert run.totals["graph.events"] == len(events) - duplicates
+    # one record per run, written twice (each run here has something new to send)
+    assert run.totals["ledger.writes"] == 20
+    assert run.totals["graph.requests"] == 10
