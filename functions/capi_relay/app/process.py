@@ -111,15 +111,7 @@ class ProcessService:
             return report
 
         now = self.clock.now()
-        items = [item for q in queued for item in self._decide(q, now, report)]
-        if report.unrouted:  # counted by monitoring: events no pixel takes
-            log.warning("not sent: no pixel route", component="process", count=report.unrouted,
-                        events=sorted({q.event.event_name for q in queued if not self.route(q)}))
-        insufficient = sum(i.dead is not None and i.dead.reason is
-                           DeadReason.INSUFFICIENT_CUSTOMER_INFORMATION for i in items)
-        if insufficient:  # counted by monitoring and report: events Meta cannot match
-            log.warning("rejected: insufficient customer information", component="process",
-                        count=insufficient)
+        items = self.decide_all(queued, now, report)
         replay = (attributes or {}).get("replay") == "1"
         to_send = self._claim_all(items, now, report, replay=replay)
         try:
@@ -139,6 +131,23 @@ class ProcessService:
         if report.retry:
             raise _retry_error(items, report.retry)
         return report
+
+    def decide_all(self, queued: Sequence[QueuedEvent], now: float,
+                   report: ProcessReport) -> list[_Item]:
+        """Every event's items (one per pixel it goes to), logging what monitoring counts:
+        events no pixel takes, events Meta could not match."""
+        unrouted = report.unrouted
+        items = [item for q in queued for item in self._decide(q, now, report)]
+        if report.unrouted > unrouted:  # counted by monitoring: events no pixel takes
+            log.warning("not sent: no pixel route", component="process",
+                        count=report.unrouted - unrouted,
+                        events=sorted({q.event.event_name for q in queued if not self.route(q)}))
+        insufficient = sum(i.dead is not None and i.dead.reason is
+                           DeadReason.INSUFFICIENT_CUSTOMER_INFORMATION for i in items)
+        if insufficient:  # counted by monitoring and report: events Meta cannot match
+            log.warning("rejected: insufficient customer information", component="process",
+                        count=insufficient)
+        return items
 
     def route(self, queued: QueuedEvent) -> tuple[Pixel, ...]:
         """The pixels one queued event goes to. A dead-lettered copy names its pixel (replay

@@ -23,7 +23,7 @@ from capi_relay.app.ports import Clock, Received, Subscription
 from capi_relay.app.process import ProcessReport, ProcessService, _Item
 from capi_relay.app.run_ledger import RunLedger
 from capi_relay.core.delivery import DeadLetter, DeadReason, Outcome
-from capi_relay.core.envelope import decode
+from capi_relay.core.envelope import QueuedEvent, decode
 from capi_relay.core.errors import InvalidEvent, RelayError
 from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST
 
@@ -117,18 +117,17 @@ class PullService:
         service = self.service
         acked: list[str] = []
         back: list[Received] = []   # handed back whatever becomes of the rest
-        owned: list[tuple[Received, list[_Item]]] = []
+        decoded: list[tuple[Received, list[QueuedEvent]]] = []
         for message in messages:
             try:
-                queued = decode(message.data)
+                decoded.append((message, decode(message.data)))
             except InvalidEvent as exc:
                 if self._dead_undecodable(message, exc, batch):
                     acked.append(message.ack_id)
                 else:
                     back.append(message)
-                continue
-            owned.append((message, [item for q in queued
-                                    for item in service._decide(q, now, batch)]))
+        items = service.decide_all([q for _, queued in decoded for q in queued], now, batch)
+        owned = _by_message(decoded, items)
         try:
             to_send = self._claim(owned, now, batch)
             self.ledger.begin(now)
@@ -138,7 +137,6 @@ class PullService:
             return self._finish(report, batch, acked, back + [m for m, _ in owned])
         if to_send:
             service._send(to_send)
-        items = [item for _, its in owned for item in its]
         try:
             service._settle(items, batch)
         except RelayError as exc:  # a dead letter not published: record the rest, retry all
@@ -209,3 +207,13 @@ class PullService:
                 pass
         report.held += len(messages)
 
+
+
+def _by_message(decoded: list[tuple[Received, list[QueuedEvent]]],
+                items: list[_Item]) -> list[tuple[Received, list[_Item]]]:
+    """Each message with the items of its events (``items`` in the order of ``decoded``)."""
+    owner = {id(q): message for message, queued in decoded for q in queued}
+    mine: dict[int, list[_Item]] = {id(message): [] for message, _ in decoded}
+    for item in items:
+        mine[id(owner[id(item.queued)])].append(item)
+    return [(message, mine[id(message)]) for message, _ in decoded]
