@@ -13,7 +13,7 @@ import sys
 import threading
 
 from capi_relay import config
-from capi_relay_dev.localstack import LocalStack
+from capi_relay_dev.localstack import DELIVERIES, LocalStack
 
 
 def main() -> int:
@@ -26,10 +26,24 @@ def main() -> int:
                      ("META_ACCESS_TOKEN", "access_token")):
         if os.environ.get(env):
             options[key] = os.environ[env]
+    delivery = os.environ.get("DELIVERY") or config.default("DELIVERY")
+    if delivery not in DELIVERIES:
+        print(f"DELIVERY: must be one of {', '.join(DELIVERIES)}", file=sys.stderr)
+        return 2
+    options["delivery"] = delivery
+    try:
+        options["pull_period"] = float(os.environ.get("PULL_PERIOD_SECONDS")
+                                       or config.default("PULL_PERIOD_SECONDS"))
+    except ValueError:
+        print("PULL_PERIOD_SECONDS: must be a number", file=sys.stderr)
+        return 2
     with LocalStack(**options) as stack:
         print(f"capi-relay ingest: {stack.ingest_url}", flush=True)
         print(f"Graph API: {stack.graph_url}"
               + (" (local stand-in)" if stack.standin else ""), flush=True)
+        if stack.delivery == "scheduled_pull":
+            print(f"delivery: scheduled pull, a puller run every {stack.pull_period:g} s",
+                  flush=True)
         print("Ctrl-C stops everything.", flush=True)
         stop.wait()
     print("stopped.", flush=True)

@@ -1,4 +1,5 @@
-"""The whole relay on one machine: emulators, both functions, the Graph stand-in.
+"""The whole relay on one machine: emulators, both functions, the Graph stand-in; the processor
+fed by push or, with ``delivery="scheduled_pull"``, by a local stand-in for Cloud Scheduler.
 
 Used by ``make dev``, ``make demo`` and the integration tests. Everything listens on
 127.0.0.1, on free ports unless told otherwise, and everything started is stopped again.
@@ -26,6 +27,9 @@ TOPIC = "capi-events"
 DEAD_LETTER_TOPIC = "capi-events-dead-letter"
 DEAD_LETTER_SUBSCRIPTION = "capi-events-dead-letter-sub"
 PUSH_SUBSCRIPTION = "capi-events-processor-push"
+#: delivery = "scheduled_pull": the subscription the puller reads
+PULL_SUBSCRIPTION = "capi-events-processor-pull"
+DELIVERIES = ("push", "scheduled_pull")
 #: the same policy infra/pubsub.tf gives the production push subscription
 MAX_DELIVERY_ATTEMPTS = 10  # the processor itself gives up after 8 (config default)
 MIN_BACKOFF_SECONDS = 10
@@ -136,6 +140,11 @@ class LocalStack:
     extra_pixels: list[dict[str, Any]] = field(default_factory=list)
     #: where the functions' log lines are copied, prefixed with the function's name
     echo: TextIO | None = None
+    #: "push" (Pub/Sub pushes each message to the processor) or "scheduled_pull" (the
+    #: processor's `pull` entry point, POSTed every ``pull_period`` seconds as Cloud Scheduler
+    #: does once a minute in production)
+    delivery: str = "push"
+    pull_period: float = 5.0
     processes: list[Process] = field(default_factory=list)
     standin: Any = None
 
@@ -177,9 +186,38 @@ class LocalStack:
         env = self.function_env()
         # Order matters: Pub/Sub drops what is published to a topic with no subscription, so
         # the processor, then topics and subscriptions, and only then the ingest that publishes.
-        self.processor = self._function("process", "cloudevent", self.process_port, env)
+        if self.delivery not in DELIVERIES:
+            raise ValueError(f"delivery must be one of {', '.join(DELIVERIES)}")
+        self.processor = self._start_processor(env)
         self.create_topology()
         self.ingest = self._function("ingest", "http", self.ingest_port, env)
+        if self.delivery == "scheduled_pull":
+            self._scheduler_stop = threading.Event()
+            self._scheduler = threading.Thread(target=self._schedule, daemon=True)
+            self._scheduler.start()
+
+    def _start_processor(self, env: dict[str, str]) -> Process:
+        if self.delivery == "scheduled_pull":
+            return self._function("pull", "http", self.process_port,
+                                  {**env, "PULL_SUBSCRIPTION": PULL_SUBSCRIPTION})
+        return self._function("process", "cloudevent", self.process_port, env)
+
+    def run_puller(self) -> int:
+        """One puller run, as Cloud Scheduler starts it: the HTTP status it answered."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.process_port}/", data=b"",
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def _schedule(self) -> None:
+        while not self._scheduler_stop.wait(self.pull_period):
+            try:
+                self.run_puller()
+            except OSError:  # the processor is restarting: the next tick takes what waits
+                pass
 
     def function_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -217,8 +255,7 @@ class LocalStack:
     def restart_processor(self) -> None:
         """Starts a fresh processor on the same port (after kill(), as Cloud Run would)."""
         self.processes.remove(self.processor)
-        self.processor = self._function("process", "cloudevent", self.process_port,
-                                        self.function_env())
+        self.processor = self._start_processor(self.function_env())
 
     def create_topology(self) -> None:
         """Topics and subscriptions with the same policies as infra/pubsub.tf."""
@@ -235,10 +272,13 @@ class LocalStack:
         subscriber.create_subscription(
             name=subscriber.subscription_path(PROJECT, DEAD_LETTER_SUBSCRIPTION), topic=dead,
             ack_deadline_seconds=60)
+        pulled = self.delivery == "scheduled_pull"
         subscriber.create_subscription(request={
-            "name": subscriber.subscription_path(PROJECT, PUSH_SUBSCRIPTION),
+            "name": subscriber.subscription_path(
+                PROJECT, PULL_SUBSCRIPTION if pulled else PUSH_SUBSCRIPTION),
             "topic": topic,
-            "push_config": {"push_endpoint": f"http://127.0.0.1:{self.process_port}/"},
+            **({} if pulled else {
+                "push_config": {"push_endpoint": f"http://127.0.0.1:{self.process_port}/"}}),
             "ack_deadline_seconds": 60,
             "retry_policy": {
                 "minimum_backoff": duration_pb2.Duration(seconds=MIN_BACKOFF_SECONDS),
@@ -250,6 +290,9 @@ class LocalStack:
         self.publisher_client, self.subscriber_client = publisher, subscriber
 
     def stop(self) -> None:
+        if getattr(self, "_scheduler_stop", None) is not None:
+            self._scheduler_stop.set()
+            self._scheduler.join(timeout=130)
         for proc in reversed(self.processes):
             try:
                 proc.stop()

@@ -141,6 +141,13 @@ SETTINGS: tuple[Setting, ...] = (
             "where dead-lettered events wait", ("capi-relay replay",), scope=Scope.OPERATOR),
     Setting("INGEST_PORT", "integer", "8080", "where the ingest listens", ("make dev",),
             scope=Scope.LOCAL),
+    Setting("DELIVERY", "choice", "push",
+            "how `make dev` feeds its processor: `push`, or `scheduled_pull` as deployed by "
+            "default (infra's `delivery`)", ("make dev",), scope=Scope.LOCAL,
+            choices=("push", "scheduled_pull")),
+    Setting("PULL_PERIOD_SECONDS", "number", "5",
+            "with `DELIVERY=scheduled_pull`, seconds between `make dev`'s puller runs "
+            "(Cloud Scheduler's once a minute when deployed)", ("make dev",), scope=Scope.LOCAL),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
