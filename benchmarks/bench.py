@@ -281,8 +281,8 @@ def lever_lines(mix: list[dict], known: list, sparse: cost.Run, steady: cost.Run
     rows = [("as deployed", cost.total(sparse), cost.total(steady)),
             ("no batch window (BATCH_WINDOW_MS=0)", cost.total(no_wait[0]),
              cost.total(no_wait[1]))]
-    for label, sizes in (("ingest 1/6 vCPU, 256 MiB, concurrency 1",
-                          {"ingest": F(1 / 6, 0.25, 1)}),
+    for label, sizes in (("ingest 1 vCPU, 512 MiB, concurrency 80 (old default)",
+                          {"ingest": F(1.0, 0.5, 80)}),
                          ("process 1/3 vCPU, 512 MiB, concurrency 1",
                           {"process": F(1 / 3, 0.5, 1)})):
         rows.append((label, cost.total(sparse, sizes), cost.total(steady, sizes)))

@@ -86,7 +86,7 @@ class FunctionSize:
     concurrency: int = 1
 
 
-INGEST = FunctionSize(1.0, 0.5, 80)
+INGEST = FunctionSize(0.1667, 0.25, 1)
 PROCESS = FunctionSize(1.0, 0.5, 20)
 #: Cloud Logging bills a LogEntry, not just our JSON line: resource, labels, timestamps, ids.
 LOG_ENTRY_OVERHEAD = 500
