@@ -601,3 +601,9 @@ variable "pull_schedule" {
     error_message = "pull_schedule must be a five-field cron expression, e.g. \"* * * * *\"."
   }
 }
+
+variable "exclude_request_logs" {
+  type        = bool
+  description = "Keep Cloud Run's request log entries (run.googleapis.com/requests) of the two functions out of Cloud Logging when the request succeeded (status below 400): one entry per invocation (every ingest request, every push or puller run), read by nothing here. Errors stay logged. false stores them all (billed beyond the free 50 GiB a month)."
+  default     = true
+}

@@ -123,6 +123,23 @@ def test_mix_counts_add_up():
     assert 0 < cost.breakdown(run)["Firestore writes"]
 
 
+def test_request_logs_are_priced_only_when_stored():
+    # infra/logging.tf keeps successful requests' Cloud Run log entries out of Cloud Logging:
+    # with it (the default) only our own lines are billed; without it, two entries per event
+    # (the ingest request and the push)
+    events, known = cost.make_mix(40)
+    run = cost.run_sparse(events, known, batch_window=0)
+    assert run.per_event("process.redeliveries") == 0
+    assert run.request_log_entries() == 0
+    assert run.stored_log_bytes() == run.log_bytes_per_event
+    assert run.request_log_entries(excluded=False) == 2.0
+    assert run.stored_log_bytes(excluded=False) == \
+        run.log_bytes_per_event + 2 * cost.REQUEST_LOG_BYTES
+    stored = cost.breakdown(run, exclude_request_logs=False)["Cloud Logging"]
+    assert stored - cost.breakdown(run)["Cloud Logging"] == pytest.approx(
+        2 * cost.REQUEST_LOG_BYTES * cost.price("logging.byte") * 1e6)
+
+
 # --- scheduled pull -------------------------------------------------------------------------
 
 def _pull_relay():
