@@ -86,12 +86,16 @@ class FunctionSize:
     concurrency: int = 1
 
 
-INGEST = FunctionSize(1.0, 0.5, 80)
+INGEST = FunctionSize(0.1667, 0.25, 1)
 PROCESS = FunctionSize(1.0, 0.5, 20)
 #: Cloud Logging bills a LogEntry, not just our JSON line: resource, labels, timestamps, ids.
 LOG_ENTRY_OVERHEAD = 500
-#: Cloud Run's own request log entry per invocation (assumed size; excludable by a sink filter)
+#: Cloud Run's own request log entry per invocation (assumed size)
 REQUEST_LOG_BYTES = 800
+#: infra/variables.tf ``exclude_request_logs`` (on by default, infra/logging.tf): the request log
+#: entries of requests that succeeded are kept out of Cloud Logging; a status of 400 or more
+#: (here: a push the processor refused, for redelivery) is still stored and billed.
+EXCLUDE_REQUEST_LOGS = True
 
 
 # --- the mix --------------------------------------------------------------------------------
@@ -266,7 +270,7 @@ class Run:
     totals: Counter
     calls: list[counting.Call]
     requests_per_event: float
-    log_bytes_per_event: float
+    log_bytes_per_event: float     # our own lines: their JSON and each LogEntry's overhead
     note: str = ""
 
     def per_event(self, name: str) -> float:
@@ -288,6 +292,15 @@ class Run:
             return total / self.events
         return busy_seconds(calls, size)[0] / self.events
 
+    def request_log_entries(self, excluded: bool = EXCLUDE_REQUEST_LOGS) -> float:
+        """Cloud Run request log entries stored per event: one per invocation, or with the
+        exclusion only those of failed requests (pushes refused for redelivery)."""
+        return self.per_event("process.redeliveries") if excluded else self.requests_per_event
+
+    def stored_log_bytes(self, excluded: bool = EXCLUDE_REQUEST_LOGS) -> float:
+        """Bytes Cloud Logging stores and bills per event: our lines and Cloud Run's."""
+        return self.log_bytes_per_event + self.request_log_entries(excluded) * REQUEST_LOG_BYTES
+
     def peak_concurrency(self, function: str) -> int:
         return busy_seconds([c for c in self.calls if c.function == function],
                             FunctionSize(concurrency=1000))[1]
@@ -306,7 +319,7 @@ def run_sparse(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
                 _process(relay, *relay.published.pop(0))
     n = len(events)
     return Run("sparse", n, tally.totals, tally.calls, requests_per_event=len(tally.calls) / n,
-               log_bytes_per_event=_log_bytes(logs, len(tally.calls)) / n)
+               log_bytes_per_event=_log_bytes(logs) / n)
 
 
 def run_steady(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
@@ -356,7 +369,7 @@ def run_steady(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
                 thread.join()
     n = len(events)
     return Run("steady", n, tally.totals, tally.calls, requests_per_event=len(tally.calls) / n,
-               log_bytes_per_event=_log_bytes(logs, len(tally.calls)) / n,
+               log_bytes_per_event=_log_bytes(logs) / n,
                note=f"{n} events at {rate:.0f}/s")
 
 
@@ -389,13 +402,14 @@ def busy_seconds(calls: list[counting.Call], size: FunctionSize) -> tuple[float,
     return slices / 10, peak
 
 
-def _log_bytes(logs: counting.LogCount, invocations: int) -> float:
-    return logs.bytes + logs.lines * LOG_ENTRY_OVERHEAD + invocations * REQUEST_LOG_BYTES
+def _log_bytes(logs: counting.LogCount) -> float:
+    return logs.bytes + logs.lines * LOG_ENTRY_OVERHEAD
 
 
 # --- dollars --------------------------------------------------------------------------------
 
-def breakdown(run: Run, sizes: dict[str, FunctionSize] | None = None) -> dict[str, float]:
+def breakdown(run: Run, sizes: dict[str, FunctionSize] | None = None, *,
+              exclude_request_logs: bool = EXCLUDE_REQUEST_LOGS) -> dict[str, float]:
     """USD per million events, by line; ``sizes`` per function (default: as deployed)."""
     sizes = {"ingest": INGEST, "process": PROCESS, **(sizes or {})}
     m = 1e6
@@ -411,18 +425,14 @@ def breakdown(run: Run, sizes: dict[str, FunctionSize] | None = None) -> dict[st
     lines["Firestore TTL deletes"] = run.per_event("firestore.ttl_docs") * \
         price("firestore.delete") * m
     lines["Secret Manager"] = run.per_event("secret.accesses") * price("secret.access") * m
-    lines["Cloud Logging"] = run.log_bytes_per_event * price("logging.byte") * m
+    lines["Cloud Logging"] = run.stored_log_bytes(exclude_request_logs) * \
+        price("logging.byte") * m
     return lines
 
 
-def total(run: Run, sizes: dict[str, FunctionSize] | None = None) -> float:
-    return sum(breakdown(run, sizes).values())
-
-
-def without_request_logs(run: Run) -> float:
-    """USD per million events with Cloud Run's request logs excluded from ingestion (a
-    logging exclusion filter on run.googleapis.com/requests; our own lines kept)."""
-    return total(run) - run.requests_per_event * REQUEST_LOG_BYTES * price("logging.byte") * 1e6
+def total(run: Run, sizes: dict[str, FunctionSize] | None = None, *,
+          exclude_request_logs: bool = EXCLUDE_REQUEST_LOGS) -> float:
+    return sum(breakdown(run, sizes, exclude_request_logs=exclude_request_logs).values())
 
 
 def one_ledger_write(run: Run) -> float:
@@ -531,7 +541,7 @@ def run_pull(events: list[dict[str, Any]], known: list[tuple[str, str]], *,
                     puller.run()
     n = len(events)
     return Run(name, n, tally.totals, tally.calls, requests_per_event=len(tally.calls) / n,
-               log_bytes_per_event=_log_bytes(logs, len(tally.calls)) / n,
+               log_bytes_per_event=_log_bytes(logs) / n,
                note=f"{n} events, a run every {events_per_run}")
 
 

@@ -396,8 +396,8 @@ variable "ingest_ingress_settings" {
 
 variable "ingest_memory" {
   type        = string
-  description = "Memory of one ingest instance."
-  default     = "512Mi"
+  description = "Memory of one ingest instance. The ingest uses about 80 MiB (PSS of the functions-framework server after 1,000 events, measured on the local stack); above 512Mi Cloud Run needs ingest_cpu >= 0.5, above 1Gi >= 1."
+  default     = "256Mi"
 
   validation {
     condition     = contains(["256Mi", "512Mi", "1Gi", "2Gi", "4Gi"], var.ingest_memory)
@@ -407,19 +407,24 @@ variable "ingest_memory" {
 
 variable "ingest_cpu" {
   type        = string
-  description = "vCPUs of one ingest instance. Below 1, Cloud Run serves one request at a time per instance, so ingest_max_instance_request_concurrency must be 1. make bench (infra/README.md) measures 0.1667 with 256Mi as cheaper at 1 M events a month and at 40 events/s; bursts then need one instance per request in flight."
-  default     = "1"
+  description = "vCPUs of one ingest instance. Below 1, Cloud Run serves one request at a time per instance, so ingest_max_instance_request_concurrency must be 1, and allows at most 512Mi of memory below 0.5 vCPU and 1Gi below 1. The default, a sixth of a vCPU with 256Mi at concurrency 1, is what make bench measures cheapest at 1 M events a month and at 40 events/s (infra/README.md): a request needs a few ms of CPU, so it still ends within Cloud Run's 100 ms billing minimum."
+  default     = "0.1667"
 
   validation {
     condition     = contains(["0.0833", "0.1667", "0.3333", "0.5", "0.5833", "1", "2"], var.ingest_cpu) && (tonumber(var.ingest_cpu) >= 1 || var.ingest_max_instance_request_concurrency == 1)
     error_message = "ingest_cpu must be one of 0.0833, 0.1667, 0.3333, 0.5, 0.5833, 1, 2; below 1, set ingest_max_instance_request_concurrency = 1."
   }
+
+  validation {
+    condition     = tonumber(var.ingest_cpu) >= 1 || contains(tonumber(var.ingest_cpu) < 0.5 ? ["256Mi", "512Mi"] : ["256Mi", "512Mi", "1Gi"], var.ingest_memory)
+    error_message = "Cloud Run allows at most 512Mi of memory below 0.5 vCPU and 1Gi below 1 vCPU: lower ingest_memory or raise ingest_cpu."
+  }
 }
 
 variable "ingest_max_instance_request_concurrency" {
   type        = number
-  description = "Concurrent requests one ingest instance serves (above 1, ingest_cpu must be at least 1)."
-  default     = 80
+  description = "Concurrent requests one ingest instance serves (above 1, ingest_cpu must be at least 1; 80 with ingest_cpu = \"1\" and 512Mi was the default before issue 13)."
+  default     = 1
 
   validation {
     condition     = var.ingest_max_instance_request_concurrency >= 1 && var.ingest_max_instance_request_concurrency <= 1000
@@ -440,8 +445,8 @@ variable "ingest_min_instances" {
 
 variable "ingest_max_instances" {
   type        = number
-  description = "Upper bound on ingest instances, a cost ceiling."
-  default     = 20
+  description = "Upper bound on ingest instances, a cost ceiling. At concurrency 1 it is also the most requests in flight: 100 instances of a sixth of a vCPU (about 2,500 requests a second at ~40 ms each) cap the bill below the 20 instances of 1 vCPU that were the default before."
+  default     = 100
 
   validation {
     condition     = var.ingest_max_instances >= 1 && var.ingest_max_instances <= 1000
@@ -595,4 +600,10 @@ variable "pull_schedule" {
     condition     = length(split(" ", trimspace(var.pull_schedule))) == 5
     error_message = "pull_schedule must be a five-field cron expression, e.g. \"* * * * *\"."
   }
+}
+
+variable "exclude_request_logs" {
+  type        = bool
+  description = "Keep Cloud Run's request log entries (run.googleapis.com/requests) of the two functions out of Cloud Logging when the request succeeded (status below 400): one entry per invocation (every ingest request, every push or puller run), read by nothing here. Errors stay logged. false stores them all (billed beyond the free 50 GiB a month)."
+  default     = true
 }

@@ -7,14 +7,17 @@ LogEntry objects, the line in ``jsonPayload``), or ``gcloud logging read --forma
 
 - ``sent`` (processor): ``match_keys``, per event name the events Meta accepted and how many
   carried each user_data key (names and counts, never values);
-- ``enriched``: the keys profile enrichment added, per event;
+- ``sent``'s ``enriched_keys``: per event name, the events profile enrichment added keys to and
+  how many got each key (logs before issue 13 have an ``enriched`` line per event instead;
+  both are read);
 - ``dead-lettered`` / ``undecodable message dead-lettered``: reasons per event name;
 - ``not sent: consent``: consent drops per event name;
 - ``ingested`` (ingest), ``rejected: insufficient customer information`` (process; ingest
   before issue 15), token errors.
 
 "Keys per event before enrichment" is the keys sent minus the keys enrichment added, per event
-name; an enriched event that was then dead-lettered makes it slightly low. With
+name (from logs before issue 13, slightly low: an enriched event that was then dead-lettered
+counted as enriched). With
 ``--dataset-quality`` it adds Meta's Event Match Quality per event name from the Dataset
 Quality API (GET /{version}/dataset_quality), when the token is allowed to read it.
 """
@@ -187,8 +190,17 @@ def _read_line(report: Report, line: Mapping[str, Any]) -> bool:
                 for key, n in row.items():
                     if key != "events":
                         stats.keys[key] += _count(n)
+            enriched = line.get("enriched_keys")
+            for name, row in (enriched.items() if isinstance(enriched, dict) else ()):
+                if not isinstance(row, dict):
+                    continue
+                stats = report.stats(name)
+                stats.enriched_events += _count(row.get("events"))
+                for key, n in row.items():
+                    if key != "events":
+                        stats.enriched_keys[key] += _count(n)
             return True
-        if message == "enriched":
+        if message == "enriched":  # one line per event, as logged before issue 13
             added = line.get("enriched_keys") or []
             if added:
                 stats = report.stats(line.get("event_name"))

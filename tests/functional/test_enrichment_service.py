@@ -84,11 +84,16 @@ def test_write_back_then_anonymous_page_view_from_the_same_browser_is_enriched(l
     assert user_data["fbp"] == anonymous.event.user_data.fbp  # never taken from a profile
     assert len(set(user_data) - before) == 8
     assert store.reads == 2 and store.commits == 1  # an anonymous event writes nothing
-    enriched = [r for r in logs() if r["message"] == "enriched"]
-    assert enriched[-1]["matched_by"] == "client_id"
-    assert enriched[-1]["enriched_keys"] == sorted(
-        ["em", "ph", "fn", "ln", "ct", "zp", "country", "external_id"])
-    assert enriched[0]["remembered"] == ["client_id", "fbp", "profile"]
+    # the keys added are counted on the "sent" line (one per Graph request); only the
+    # write-back has a line of its own
+    sent_lines = [r for r in logs() if r["message"] == "sent"]
+    assert "enriched_keys" not in sent_lines[0]  # the purchase had nothing added
+    assert sent_lines[-1]["enriched_keys"] == {"PageView": dict.fromkeys(
+        ["events", "em", "ph", "fn", "ln", "ct", "zp", "country", "external_id"], 1)}
+    (written,) = [r for r in logs() if r["message"] == "profile written back"]
+    assert written["remembered"] == ["client_id", "fbp", "profile"]
+    assert written["event_name"] == "Purchase"
+    assert not [r for r in logs() if r["message"] == "enriched"]
 
 
 def test_browser_linked_by_fbp_alone():
@@ -225,8 +230,8 @@ def test_enricher_logs_names_and_kinds_never_values_or_doc_ids(logs):
     for value in [USER, CID, sha256_hex(CID)] + [v for doc in store.docs.values()
                                                  for vs in doc["keys"].values() for v in vs]:
         assert value not in text
-    assert set(HASHED_KEYS) >= set(next(r for r in logs() if r.get("matched_by"))[
-        "enriched_keys"])
+    (counted,) = [r["enriched_keys"] for r in logs() if r.get("enriched_keys")]
+    assert set(HASHED_KEYS) >= set(counted["PageView"]) - {"events"}
 
 
 def test_build_enricher_from_settings_does_no_io():

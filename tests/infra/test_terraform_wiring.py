@@ -444,6 +444,28 @@ def test_load_balancer_is_off_without_a_domain(tf):
     assert block(cert, "managed")["domains"] == ["${var.first_party_domain}"]
 
 
+# --- logging ---------------------------------------------------------------------------------
+
+
+def test_only_the_relays_successful_request_logs_are_excluded(tf):
+    # Cloud Run's request log entries (two per event) are read by nothing in the stack; the
+    # functions' own lines (run.googleapis.com/stdout), which the log-based metrics and
+    # `capi-relay report` read, must never match, nor another service's requests, nor errors.
+    exclusion = tf.resource("google_logging_project_exclusion", "run_request_logs")
+    assert ref(str(exclusion["count"])) == "var.exclude_request_logs ? 1 : 0"
+    assert tf.variables["exclude_request_logs"]["default"] is True
+    clauses = [c.strip() for c in exclusion["filter"].split(" AND ")]
+    assert clauses == [
+        'resource.type="cloud_run_revision"',
+        'log_id("run.googleapis.com/requests")',
+        'resource.labels.service_name=("${google_cloudfunctions2_function.ingest.name}" OR '
+        '"${google_cloudfunctions2_function.process.name}")',
+        "httpRequest.status<400",
+    ]
+    for name, metric in tf.resources["google_logging_metric"].items():
+        assert "run.googleapis.com/requests" not in metric["filter"], name
+
+
 # --- the checks above notice broken wiring ---------------------------------------------------
 
 MUTATIONS = [
@@ -485,6 +507,11 @@ MUTATIONS = [
      '  description = "Create the (default)', "test_every_variable_has_type_and_description"),
     ("outputs.tf", '  description = "Name of the dead-letter topic."\n', "",
      "test_every_output_has_description"),
+    ("logging.tf", 'log_id(\\"run.googleapis.com/requests\\")',
+     'log_id(\\"run.googleapis.com/stdout\\")',
+     "test_only_the_relays_successful_request_logs_are_excluded"),
+    ("logging.tf", ' AND httpRequest.status<400', '',
+     "test_only_the_relays_successful_request_logs_are_excluded"),
     ("pubsub.tf", "topic   = google_pubsub_topic.dead_letter.id",
      "topic   = google_pubsub_topic.dead_letters.id",
      "test_every_reference_resolves_and_every_variable_is_used"),

@@ -84,3 +84,26 @@ def test_the_test_event_code_is_passed_on():
     s = GraphSender(Client(), FakeSecret(), SenderConfig(test_event_code="TEST1"))
     s.send(events(1))
     assert seen == ["TEST1"]
+
+
+def test_one_sent_line_per_request_counts_the_keys_enrichment_added(logs):
+    from dataclasses import replace
+
+    from capi_relay.core.model import UserData
+
+    plain = events(3)
+    with_em = UserData(em=("a" * 64,), external_id=("b" * 64,))
+    batch = [replace(plain[0], user_data=with_em, enriched=("em", "external_id")),
+             # enriched, then consent or redaction removed the key: not counted
+             replace(plain[1], user_data=UserData(external_id=("b" * 64,)), enriched=("em",)),
+             plain[2]]
+    assert batch[0] == replace(batch[0], enriched=())  # names only: not part of the event
+    assert "enriched" not in batch[0].to_wire()
+    s, _ = sender()
+    s.send(batch)
+    (line,) = [r for r in logs() if r["message"] == "sent"]
+    assert line["batch_size"] == 3
+    assert line["match_keys"] == {"Lead": {"events": 3, "em": 1, "external_id": 2}}
+    assert line["enriched_keys"] == {"Lead": {"events": 1, "em": 1, "external_id": 1}}
+    s.send(events(2))
+    assert "enriched_keys" not in [r for r in logs() if r["message"] == "sent"][-1]

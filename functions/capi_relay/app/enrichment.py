@@ -5,6 +5,10 @@ decides when): ONE batched read (the user's profile and this browser's links, se
 ``profiles``), the missing match keys filled in (the event's own values win), and, for an
 identified event, what it teaches written back in one batch (nothing when nothing changed).
 
+The keys filled in are named on the event (``CapiEvent.enriched``) and counted on the sender's
+"sent" line, one per Graph request, rather than logged here once per event; only a write-back
+gets a line of its own.
+
 Profiles improve matching; they never hold an event back: when Firestore cannot be read or
 written, the event goes on as it is and the failure is logged (names only).
 """
@@ -57,8 +61,8 @@ class Enricher:
             return event
         match = profiles.choose(lookup, docs, event.user_data, now)
         added = profiles.missing_keys(event.user_data, match.profile) if match else {}
-        enriched = replace(event, user_data=profiles.fill(event.user_data, added)) \
-            if added else event
+        enriched = replace(event, user_data=profiles.fill(event.user_data, added),
+                           enriched=tuple(sorted(added))) if added else event
         writes = profiles.remember(event.user_data, lookup, docs, now,
                                    ttl_seconds=self.link_ttl_seconds) if self.writeback else ()
         if writes:
@@ -69,11 +73,8 @@ class Enricher:
                 log.warning("profile write-back failed", component="process",
                             event_id=event.event_id,
                             error_type=type(exc.__cause__ or exc).__name__)
-        if added or writes:
-            log.info("enriched", component="process", event_name=event.event_name,
-                     event_id=event.event_id,
-                     enriched_keys=sorted(added) or None,
-                     matched_by=match.matched_by if added else None,
-                     remembered=_kinds(lookup, writes) or None,
+        if writes:
+            log.info("profile written back", component="process", event_name=event.event_name,
+                     event_id=event.event_id, remembered=_kinds(lookup, writes),
                      duration_ms=round((self.timer() - started) * 1000, 1))
         return enriched

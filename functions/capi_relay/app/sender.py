@@ -18,7 +18,11 @@ from capi_relay import log
 from capi_relay.app.ports import CapiClient, SecretSource
 from capi_relay.core.delivery import DeadLetter, Hold, Outcome
 from capi_relay.core.graph_outcome import GraphOutcome, Verdict, backoff_seconds
-from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST, match_key_counts
+from capi_relay.core.meta_rules import (
+    MAX_EVENTS_PER_REQUEST,
+    enriched_key_counts,
+    match_key_counts,
+)
 from capi_relay.core.model import CapiEvent
 
 #: an in-call retry never waits longer than this; Pub/Sub's backoff handles longer waits
@@ -69,7 +73,8 @@ class GraphSender:
             log.info("sent", component="process", pixel_id=self.config.pixel_id,
                      batch_size=len(batch),
                      events_received=outcome.events_received, fbtrace_id=outcome.fbtrace_id,
-                     match_keys=match_key_counts(batch))
+                     match_keys=match_key_counts(batch),
+                     enriched_keys=enriched_key_counts(batch))
             return [Delivery(Outcome.SENT, fbtrace_id=outcome.fbtrace_id)] * len(batch)
         if outcome.verdict in (Verdict.INVALID_EVENT, Verdict.PERMANENT):
             if len(batch) == 1:

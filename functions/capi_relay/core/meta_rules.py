@@ -68,3 +68,23 @@ def match_key_counts(events: Iterable[CapiEvent]) -> dict[str, dict[str, int]]:
         for key in event.user_data.present_keys():
             row[key] = row.get(key, 0) + 1
     return counts
+
+
+def enriched_key_counts(events: Iterable[CapiEvent]) -> dict[str, dict[str, int]] | None:
+    """Per event name: ``events`` enriched from a profile and, per key, how many got it; None
+    when no event was. Only keys still present count (consent or redaction may have removed
+    one since). Logged beside ``match_key_counts``: one line per Graph request instead of one
+    per enriched event."""
+    counts: dict[str, dict[str, int]] = {}
+    for event in events:
+        if not event.enriched:
+            continue
+        present = event.user_data.present_keys()
+        added = [key for key in event.enriched if key in present]
+        if not added:
+            continue
+        row = counts.setdefault(event.event_name, {"events": 0})
+        row["events"] += 1
+        for key in added:
+            row[key] = row.get(key, 0) + 1
+    return counts or None

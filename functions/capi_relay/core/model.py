@@ -177,6 +177,9 @@ class CapiEvent:
     app_data: dict[str, Any] | None = None
     #: business_messaging events: "whatsapp", "messenger", "instagram"
     messaging_channel: str | None = None
+    #: the user_data keys profile enrichment filled in (names only): never sent nor queued;
+    #: the processor's "sent" log line counts them for ``capi-relay report``
+    enriched: tuple[str, ...] = field(default=(), compare=False)
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {
