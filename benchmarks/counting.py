@@ -200,6 +200,7 @@ class CountingProfileStore:
         self.inner, self.tally = inner, tally
 
     def fetch(self, doc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        self.tally.add("firestore.lookups")
         self.tally.add("firestore.reads", len(doc_ids), latency="firestore.read")
         return self.inner.fetch(doc_ids)
 

@@ -207,3 +207,27 @@ def test_the_puller_refuses_a_service_recording_elsewhere():
     except ValueError:
         return
     raise AssertionError("a service with another ledger was accepted")
+
+
+def _browser_message(i, consent=None):
+    raw = {"event_name": "page_view", "event_id": f"b{i}", "event_time": NOW,
+           "page_location": "https://example.com/", "user_agent": "UA/1",
+           "ip_override": "203.0.113.1", "client_id": f"{i}.1700000000"}
+    mapped = to_capi_event(raw, now=NOW, new_id=lambda: "x")
+    return encode([QueuedEvent(mapped.event, mapped.client_id, consent or {}, ())])
+
+
+def test_a_batch_reads_its_browsers_profiles_in_one_round_trip_skipping_refused_ones():
+    from capi_relay.app.enrichment import Enricher
+    from capi_relay.app.profile_cache import ProfileCache
+    from fakes import MemoryProfileStore
+
+    store = MemoryProfileStore()
+    puller, _, sub, _ = build(enrich=Enricher(ProfileCache(store)))
+    for i in range(12):
+        sub.publish(_browser_message(i))
+    for i in range(12, 15):   # ad storage denied: not sent, so not looked up
+        sub.publish(_browser_message(i, consent={"x-ga-gcs": "G100"}))
+    report = puller.run()
+    assert report.process.sent == 12 and report.process.consent_dropped == 3
+    assert store.reads == 1 and len(store.read_ids[0]) == 12

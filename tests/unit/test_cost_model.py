@@ -194,6 +194,7 @@ def test_a_puller_run_writes_one_record_twice_whatever_it_carries():
     # kinds, asked in one batch per event
     assert run["firestore.writes"] == 2 and run["firestore.ttl_docs"] == 1
     assert run["firestore.reads"] == 2 + 45 * 2
+    assert run["firestore.lookups"] == 1   # all 90 link documents in one round trip
     assert run["graph.requests"] == 1 and run["graph.events"] == 45
     # pulls until the subscription is empty (one with the messages, one empty), then one
     # more look before the run ends; one acknowledge request for all 45

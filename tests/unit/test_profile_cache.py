@@ -87,3 +87,23 @@ def test_bounded(parts):
     small.fetch(["a", "b", "c"])
     small.fetch(["a"])  # the oldest went first
     assert store.read_ids == [("a", "b", "c"), ("a",)]
+
+
+def test_warm_reads_a_batch_once_and_later_fetches_come_from_memory():
+    from capi_relay.app.profile_cache import ProfileCache
+
+    class Store:
+        def __init__(self):
+            self.calls = []
+
+        def fetch(self, doc_ids):
+            self.calls.append(list(doc_ids))
+            return {d: {"v": d} for d in doc_ids if d != "missing"}
+
+    store = Store()
+    cache = ProfileCache(store, clock=lambda: 0.0)
+    cache.warm(["a", "b", "a", "missing"])
+    assert store.calls == [["a", "b", "missing"]]
+    assert cache.fetch(["b", "missing"]) == {"b": {"v": "b"}}
+    cache.warm(["a", "c"])
+    assert store.calls[-1] == ["c"]       # only what is not remembered

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from capi_relay import log
 from capi_relay.app.ports import ProfileStore
@@ -43,6 +43,22 @@ class Enricher:
         self.writeback = writeback
         self.link_ttl_seconds = link_ttl_seconds
         self.timer = timer
+
+    def prefetch(self, batch: Sequence[QueuedEvent]) -> None:
+        """Reads every profile and link document ``batch``'s events will look up, in one
+        round trip, when the store remembers what it read (``ProfileCache.warm``); a failure
+        is left for each event's own lookup to meet."""
+        warm = getattr(self.store, "warm", None)
+        if warm is None:
+            return
+        ids = [doc_id for queued in batch
+               for doc_id in profiles.lookup_for(queued.event.user_data,
+                                                 queued.client_id).doc_ids]
+        if ids:
+            try:
+                warm(ids)
+            except StoreUnavailable:
+                pass
 
     def __call__(self, queued: QueuedEvent, now: float) -> CapiEvent:
         event = queued.event

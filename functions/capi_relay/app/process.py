@@ -137,6 +137,10 @@ class ProcessService:
         """Every event's items (one per pixel it goes to), logging what monitoring counts:
         events no pixel takes, events Meta could not match."""
         unrouted = report.unrouted
+        prefetch = getattr(self.enrich, "prefetch", None)
+        if prefetch is not None and len(queued) > 1:  # a batch: its profiles in one read
+            prefetch([q for q in queued if self.route(q) and
+                      pipeline.enrichable(q, now, self.rules)])
         items = [item for q in queued for item in self._decide(q, now, report)]
         if report.unrouted > unrouted:  # counted by monitoring: events no pixel takes
             log.warning("not sent: no pixel route", component="process",

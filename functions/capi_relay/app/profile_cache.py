@@ -62,6 +62,12 @@ class ProfileCache:
             found.update(fresh)
         return found
 
+    def warm(self, doc_ids: Sequence[str]) -> None:
+        """Reads, in one round trip, the documents among ``doc_ids`` not remembered yet, so
+        that the fetches of a batch's events are answered from memory (the scheduled puller
+        decides a whole batch; one round trip per browser would bound its rate)."""
+        self.fetch(list(dict.fromkeys(doc_ids)))
+
     def save(self, writes: Sequence[Any]) -> int:
         now = self.clock()
         try:

@@ -94,6 +94,16 @@ def queued(mapped: Mapped) -> QueuedEvent:
 
 # -- steps 2-7 --------------------------------------------------------------------------------
 
+def enrichable(item: QueuedEvent, now: float, policy: Policy = DEFAULT_POLICY) -> bool:
+    """Whether ``decide`` asks the enrichment port about this event. Profiles are read (and
+    written back) only for an event that will be sent with its user data: not when consent
+    drops or strips it, not when it is dead-lettered as too old."""
+    consent = consent_rules.decide(item.consent, policy=policy.consent_policy,
+                                   missing=policy.consent_missing)
+    return consent.action is Action.SEND and event_time_problem(
+        item.event.event_time, item.event.action_source, now) is None
+
+
 def decide(item: QueuedEvent, now: float, policy: Policy = DEFAULT_POLICY,
            enrich: Enrich | None = None) -> Decision:
     """Steps 2-7 for one queued event; ``enrich`` is step 3's port (None: no profiles)."""
@@ -103,8 +113,6 @@ def decide(item: QueuedEvent, now: float, policy: Policy = DEFAULT_POLICY,
         return Decision(consent)
     event = item.event
     too_old = event_time_problem(event.event_time, event.action_source, now)
-    # Profiles are read (and written back) only for an event that will be sent with its user
-    # data: not when consent strips it, not when it is dead-lettered as too old.
     if enrich is not None and consent.action is Action.SEND and too_old is None:
         event = enrich(item, now)
     removed: dict[str, tuple[str, ...]] = {}
