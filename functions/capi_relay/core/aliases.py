@@ -226,6 +226,20 @@ class Found:
         hits = self._hits.get(field)
         return hits[0][0] if hits else None
 
+    def all_of(self, fields: "frozenset[str]") -> dict[str, list[Any]]:
+        """``{field: self.all(field)}`` for each field of ``fields`` that has a value, in the
+        order the fields were found: one call for every user_data key of an event."""
+        out: dict[str, list[Any]] = {}
+        for field, hits in self._hits.items():
+            if field in fields:
+                if len(hits) == 1:  # the usual case, as in ``all``
+                    values = hits[0][1]
+                    if len(values) == 1 and not isinstance(values[0], list):
+                        out[field] = [values[0]]
+                        continue
+                out[field] = self.all(field)
+        return out
+
     def all(self, field: str) -> list[Any]:
         """Every non-empty value along all the field's paths; list values are flattened."""
         hits = self._hits.get(field, ())

@@ -752,13 +752,13 @@ def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: R
     shipping address is the buyer's. Never a billing email with a shipping city. Within the
     buyer, explicit values come first, then unprefixed ones, then billing ones.
     """
-    values: dict[str, list[Any]] = {}
     labels: dict[str, list[Any]] | None = {} if explain else None
-    for key in found.fields():
-        if key in _USER_DATA_KEYSET:
-            if labels is None:
-                values[key] = found.all(key)
-            else:
+    if labels is None:
+        values = found.all_of(_USER_DATA_KEYSET)
+    else:
+        values = {}
+        for key in found.fields():
+            if key in _USER_DATA_KEYSET:
                 pairs = found.sourced(key)
                 values[key] = [value for value, _ in pairs]
                 labels[key] = [order for _, order in pairs]
@@ -829,6 +829,20 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
     memo = prepare_text if country is None or type(country) is str else None
     for key, candidates in sources.items():  # only the keys the event has
         hashed = key in _HASHED_KEYSET  # every distinct value; never hashed: the first valid
+        if len(candidates) == 1 and memo is not None and not explain:
+            # the usual case, one text value for the key: the loop below without its
+            # bookkeeping (index, dedup list, tuple of one)
+            value = candidates[0]
+            if type(value) is str:
+                if not value.isprintable() and _bad_text(value):
+                    dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
+                    continue
+                out = memo(key, value, country)
+                if out is None:
+                    dropped.append(_DROPPED_NAMES[key])
+                else:
+                    values[key] = (out,) if hashed else out
+                continue
         prepared: list[str] = []
         index = -1  # counted by hand: an enumerate object per key costs more
         for value in candidates:
