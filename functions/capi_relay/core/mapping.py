@@ -978,7 +978,10 @@ def to_capi_event(
     elif _bad_text(name):
         reasons.append("event_name: not valid text")
 
-    raw_source = _text(found.first("action_source"))
+    # Fields most web events lack are tested for with one probe of ``present`` before they are
+    # read (found.first answers MISSING for them, at the cost of a call or two each).
+    present = found.fields()
+    raw_source = _text(found.first("action_source")) if "action_source" in present else None
     if raw_source:
         action_source = _ACTION_SOURCES.get(raw_source.lower())  # = ActionSource(...), cheaper
         if action_source is None:
@@ -987,7 +990,7 @@ def to_capi_event(
     else:
         action_source = config.default_action_source
 
-    raw_time = found.first("event_time")
+    raw_time = found.first("event_time") if "event_time" in present else aliases.MISSING
     if raw_time is aliases.MISSING:
         event_time = int(now)
     else:
@@ -1029,9 +1032,10 @@ def to_capi_event(
     if name == "Purchase" and ("currency" not in custom_data or "value" not in custom_data):
         reasons.append("custom_data: Purchase needs value and currency")
 
-    dpo, dpo_country, dpo_state = _dpo(found, reasons)
-    opt_out = found.first("opt_out")
-    client_id = _text(found.first("client_id"))
+    dpo, dpo_country, dpo_state = _dpo(found, reasons) if "data_processing_options" in present \
+        else (None, None, None)
+    opt_out = found.first("opt_out") if "opt_out" in present else None
+    client_id = _text(found.first("client_id")) if "client_id" in present else None
     if client_id is not None and _bad_text(client_id):
         client_id = None
     consent = {} if _CONSENT_SET.isdisjoint(raw) else {
