@@ -568,7 +568,10 @@ def _contents(items: Any, dropped: list[str], order_lines: bool = False
         if not _is_map(item):
             dropped.append("items")
             continue
-        if "variant" in item or "merchandise" in item or _priced_by_map(item.get("price")):
+        price = item.get("price")  # a JSON number or text, usually: no call to tell it apart
+        if "variant" in item or "merchandise" in item or (
+                price is not None and type(price) is not float and type(price) is not int
+                and type(price) is not str and _priced_by_map(price)):
             item = _flat_item(item)
         elif order_lines and "id" in item:
             # a REST order's line: its "id" is the line's, the product is its SKU or variant
@@ -599,11 +602,16 @@ def _contents(items: Any, dropped: list[str], order_lines: bool = False
                     continue
                 content[target] = quantity
             elif target == "item_price":
-                price = _as_number(value)
-                if price is None:
-                    dropped.append("items.price")
-                    continue
-                content[target] = _number_out(price)
+                if kind is int and -_EXACT_FLOAT_INT < value < _EXACT_FLOAT_INT:
+                    content[target] = value  # = _number_out(_as_number(value)) for such an int
+                else:
+                    # value - value == 0.0: a finite float, what _as_number checks first
+                    price = value if kind is float and value - value == 0.0 else \
+                        _as_number(value)
+                    if price is None:
+                        dropped.append("items.price")
+                        continue
+                    content[target] = _number_out(price)
             elif kind is str:
                 if not value.isprintable() and _bad_text(value):
                     dropped.append(f"items.{key}: not valid text")
@@ -635,9 +643,15 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
         dropped.append("custom_data")
 
     present = found.fields()
-    for name in present:  # the event's fields, fewer than the names to look for
-        if name in _CUSTOM_SET and name not in custom:
-            custom[name] = found.first(name)
+    first = found.first
+    if custom:
+        for name in present:  # the event's fields, fewer than the names to look for
+            if name in _CUSTOM_SET and name not in custom:
+                custom[name] = first(name)
+    else:  # the usual case: no custom_data object, so no name is taken yet
+        for name in present:
+            if name in _CUSTOM_SET:
+                custom[name] = first(name)
 
     if any(map(_CD_KEYS.get, raw, _UNSEEN_KEY)):  # a key is x-fb-cd-* or not seen before
         for key, value in raw.items():  # sGTM's x-fb-cd-* parameters
@@ -669,8 +683,9 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
                 custom[name] = _number_out(number)
     if "currency" in custom:
         currency = custom["currency"]
-        if isinstance(currency, str) and len(currency.strip()) == 3 and currency.strip().isalpha():
-            custom["currency"] = currency.strip().upper()
+        code = currency.strip() if isinstance(currency, str) else None
+        if code is not None and len(code) == 3 and code.isalpha():
+            custom["currency"] = code.upper()
         else:
             del custom["currency"]
             dropped.append("custom_data.currency")
