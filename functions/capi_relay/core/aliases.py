@@ -265,15 +265,19 @@ class _Node:
     ``seal``, a key whose only branch ends paths without going deeper or fanning out (the
     common one-segment alias, "email") moves to ``leaves`` (key -> ends), read with one
     dictionary probe and no recursion; ``inner`` keeps the other keys.
+
+    ``plain_skips`` belongs to ``recognizer``: the keys whose plain values it has found it
+    never reports in a mapping at this node, remembered there as it meets them.
     """
 
-    __slots__ = ("ends", "children", "leaves", "inner")
+    __slots__ = ("ends", "children", "leaves", "inner", "plain_skips")
 
     def __init__(self) -> None:
         self.ends: list[tuple[str, int]] = []
         self.children: dict[str, list[tuple[bool, _Node]]] = {}
         self.leaves: dict[str, tuple[tuple[str, int], ...]] = {}
         self.inner: dict[str, list[tuple[bool, _Node]]] = {}
+        self.plain_skips: set[Any] = set()
 
     def child(self, key: str, fan_out: bool) -> "_Node":
         branches = self.children.setdefault(key, [])
