@@ -245,31 +245,55 @@ def bench_ingest(seconds: int = 10) -> Row:
 
 # --- whole process against whole process ---------------------------------------------------
 
+def compile_like_a_deploy() -> None:
+    """Writes the .pyc files of the deployed code (and of sdk_side.py), as a deploy has them.
+
+    Google's Python buildpack runs ``python -m compileall`` over the function's source when it
+    builds the image, and pip compiled the SDK and phonenumbers when it installed them. Without
+    this, a fresh process run with PYTHONDONTWRITEBYTECODE=1 (as `make bench` may be) compiles
+    our ~5,000 lines on every start (~20 ms) while the SDK loads its bytecode: the race would
+    time our compiler, not our code. The .pyc files land in __pycache__ folders, which git and
+    the deployed archive ignore."""
+    import compileall
+
+    compileall.compile_dir(FUNCTIONS, quiet=1)
+    compileall.compile_file(Path(__file__).resolve().parent / "sdk_side.py", quiet=1)
+
+
 def bench_whole_process(work: wl.Workload, *, runs: int = 3) -> Row:
     """Events/s of a fresh Python building every workload event (whole_process.py), ours
     against the SDK: start, imports, reading the input, building. Best of ``runs``,
-    alternating sides. The gate of the core's speed: at least TARGET_RATIO (goal GOAL_RATIO)."""
+    alternating sides. The gate of the core's speed: at least TARGET_RATIO (goal GOAL_RATIO).
+    The note adds the ratio of CPU seconds (user + system) of the same runs, which other
+    load on a shared machine moves less than wall time."""
     import json
+    import resource
     import tempfile
 
+    compile_like_a_deploy()
     script = Path(__file__).resolve().parent / "whole_process.py"
     specs = [{**spec, "action_source": spec["action_source"].value} for spec in work.sdk_specs]
     best = {"ours": float("inf"), "sdk": float("inf")}
+    cpu = dict(best)
     with tempfile.TemporaryDirectory() as folder:
         inputs = {"ours": Path(folder) / "ours.json", "sdk": Path(folder) / "sdk.json"}
         inputs["ours"].write_text(json.dumps(work.raws), encoding="utf-8")
         inputs["sdk"].write_text(json.dumps(specs), encoding="utf-8")
         for _ in range(runs):
             for side in ("ours", "sdk"):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 subprocess.run([sys.executable, str(script), side, str(inputs[side])],
                                check=True, capture_output=True)
                 best[side] = min(best[side], time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[side] = min(cpu[side], after.ru_utime - before.ru_utime
+                                + after.ru_stime - before.ru_stime)
     n = len(work)
     return Row("map+normalize+hash, whole process", n / best["ours"], n / best["sdk"], "ev/s",
                "SDK", target=TARGET_RATIO,
-               note=f"fresh python per side, {n:,} events, best of {runs}; goal "
-                    f"{GOAL_RATIO:.0f}x")
+               note=f"fresh python per side, {n:,} events, best of {runs}; CPU-time ratio "
+                    f"{cpu['sdk'] / cpu['ours']:.2f}x; goal {GOAL_RATIO:.0f}x")
 
 
 def lever_lines(mix: list[dict], known: list, sparse: cost.Run, steady: cost.Run,
@@ -317,9 +341,10 @@ def _time_process(module: str | None) -> tuple[float, float]:
 def measure_imports(runs: int = 5) -> dict[str, tuple[float, float]]:
     """Median (wall, import) seconds per module over ``runs`` fresh processes, interleaved.
 
-    One untimed round first writes any stale .pyc and warms the disk cache, as a deployed
+    Our files are compiled first and one untimed round warms the disk cache, as a deployed
     function has its files compiled and local.
     """
+    compile_like_a_deploy()
     modules: dict[str, str | None] = {"pass": None, "mapping": "capi_relay.core.mapping",
                                       "main": "main", "sdk": SDK_IMPORT}
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in modules}

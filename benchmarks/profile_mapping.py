@@ -5,7 +5,8 @@ and the SDK's, then optionally a cProfile of our side.
     .venv/bin/python benchmarks/profile_mapping.py --profile 40 # plus the top 40 functions
 
 Each repeat runs a fresh slice of the workload (so no email or phone is seen twice, and the
-``prepare`` memo only serves what real traffic would repeat: countries, cities, user agents);
+``prepare`` memo only serves what real traffic would repeat: countries, cities, user agents,
+a browser's IP and _fbp over its few events);
 the best repeat per source is shown. Not a gate: bench.py is.
 """
 

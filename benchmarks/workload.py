@@ -1,11 +1,15 @@
 """The benchmark workload: the sample events cycled to N unique events, and the same events for
 Meta's SDK.
 
-Every generated event gets its own event_id and, where the sample carries an email or a phone,
-its own email and phone, so nothing downstream can be served from a cache. The mix is
-round-robin over five sources (GA4 purchase with user_data, dataLayer purchase, lead, page view,
-and the 50-event batch one event at a time), so three events in five carry contact keys: more
-hashing per event than typical web traffic, which is the part the SDK is also good at.
+Every generated event gets its own event_id and, where the sample carries them, its own email,
+phone, last name and customer id: no person's key is seen twice, so none of them can be served
+from a memo (``normalize.prepare`` keeps one per instance). What real traffic does repeat repeats
+here as it does there: a browser (its IP and ``_fbp``) sends SESSION_EVENTS events of a kind
+before another takes over, and user agents, first names, cities, states, postal codes and
+countries are shared across people. The mix is round-robin over five sources (GA4 purchase with
+user_data, dataLayer purchase, lead, page view, and the 50-event batch one event at a time), so
+three events in five carry contact keys: more hashing per event than typical web traffic, which
+is the part the SDK is also good at.
 
 The SDK side is given what a correct SDK integration would pass: raw contact keys (the SDK
 normalizes and hashes them itself), phones with their country calling code and country/state
@@ -64,44 +68,77 @@ class Workload:
 
 # --- per-source personalization: a unique event, and the SDK's contact keys for it ---------
 
-def _ga4(raw: dict[str, Any], i: int) -> dict[str, list[str]]:
+#: events of one kind a browser sends in a row (its IP and _fbp repeat across them): a short
+#: visit; real sessions of a shop's visitors send several page views, item views and cart events
+SESSION_EVENTS = 5
+
+
+def _browser(raw: dict[str, Any], i: int, ip_key: str | None, fbp_key: str | None
+             ) -> dict[str, Any]:
+    """Gives event ``i`` the IP and _fbp of its browser: one browser per SESSION_EVENTS events of
+    a source, none shared between sources. Returns them as the SDK's UserData arguments."""
+    browser = (i // (len(SOURCES) * SESSION_EVENTS)) * len(SOURCES) + i % len(SOURCES)
+    out: dict[str, Any] = {}
+    if ip_key:  # 198.18.0.0/15: the range set aside for benchmarks (RFC 2544)
+        raw[ip_key] = out["client_ip_address"] = \
+            f"198.{18 + (browser >> 16) % 2}.{(browser >> 8) % 256}.{browser % 256}"
+    if fbp_key:
+        raw[fbp_key] = out["fbp"] = f"fb.1.1732450000000.{1_000_000_000 + browser}"
+    return out
+
+
+def _letters(i: int) -> str:
+    """``i`` in base 26 as lowercase letters: a unique, name-like suffix."""
+    out = ""
+    while True:
+        i, digit = divmod(i, 26)
+        out = chr(97 + digit) + out
+        if not i:
+            return out
+
+
+def _ga4(raw: dict[str, Any], i: int) -> dict[str, Any]:
     raw["event_id"] = f"sgtm-purchase-{i}"
+    raw["user_id"] = f"customer-{i}"
     user = raw["user_data"]
     user["email_address"] = f"Jane.Doe{i}@Example.com"
     user["phone_number"] = f"+49 170 {i % 10_000_000:07d}"
     address = user["address"]
+    address["last_name"] = f"Doe{_letters(i)}"
     return {
         "emails": [user["email_address"]], "phones": [user["phone_number"]],
         "first_names": [address["first_name"]], "last_names": [address["last_name"]],
         "cities": [address["city"]], "zip_codes": [address["postal_code"]],
         "country_codes": [address["country"]], "external_ids": [raw["user_id"]],
+        **_browser(raw, i, "ip_override", "x-fb-ck-fbp"),
     }
 
 
-def _datalayer(raw: dict[str, Any], i: int) -> dict[str, list[str]]:
+def _datalayer(raw: dict[str, Any], i: int) -> dict[str, Any]:
     raw["customer_email"] = f" John.Smith{i}@Example.org "
     raw["customer_phone"] = f"(650) {200 + (i // 10_000) % 800:03d}-{i % 10_000:04d}"
     return {
         "emails": [raw["customer_email"]], "phones": ["+1 " + raw["customer_phone"]],
         "first_names": [raw["customer_first_name"]], "cities": [raw["billing_city"]],
         "states": ["CA"], "zip_codes": [raw["billing_postcode"]], "country_codes": ["US"],
+        **_browser(raw, i, None, "_fbp"),
     }
 
 
-def _lead(raw: dict[str, Any], i: int) -> dict[str, list[str]]:
+def _lead(raw: dict[str, Any], i: int) -> dict[str, Any]:
     raw["event_id"] = f"lead-{i}"
     raw["email"] = f"lead{i}@example.net"
     raw["phone"] = f"020 7{(i // 10_000) % 1000:03d} {i % 10_000:04d}"
     return {"emails": [raw["email"]], "phones": ["+44 " + raw["phone"][1:]],
-            "country_codes": [raw["country"]]}
+            "country_codes": [raw["country"]], **_browser(raw, i, "ip_override", None)}
 
 
-def _no_contact_keys(raw: dict[str, Any], i: int) -> dict[str, list[str]]:
+def _no_contact_keys(raw: dict[str, Any], i: int) -> dict[str, Any]:
     raw["event_id"] = f"{raw['event_id']}-{i}"
-    return {}
+    return _browser(raw, i, "ip_override", "x-fb-ck-fbp")
 
 
-_PERSONALIZE: dict[str, Callable[[dict[str, Any], int], dict[str, list[str]]]] = {
+_PERSONALIZE: dict[str, Callable[[dict[str, Any], int], dict[str, Any]]] = {
     "ga4_purchase": _ga4, "datalayer_purchase": _datalayer, "lead": _lead,
     "page_view": _no_contact_keys, "batch": _no_contact_keys,
 }
@@ -232,4 +269,5 @@ def describe(workload: Workload) -> str:
     size = sum(len(json.dumps(r)) for r in workload.raws[: len(SOURCES) * 10]) / (
         min(len(workload), len(SOURCES) * 10) or 1)
     return (f"{len(workload)} events, round-robin over {', '.join(SOURCES)}; "
-            f"{with_contact} with unique em+ph; ~{size:.0f} bytes of JSON per event")
+            f"{with_contact} with unique em+ph; a browser sends {SESSION_EVENTS} events of a "
+            f"kind; ~{size:.0f} bytes of JSON per event")

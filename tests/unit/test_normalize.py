@@ -549,6 +549,69 @@ def test_prepare_memo_results_match_fresh_calls() -> None:
         assert prepare(key, value, country="gb") == fresh  # now from the memo
 
 
+def test_prepare_memo_is_bounded_and_forgets_the_oldest_values() -> None:
+    """The memo is per instance and in memory only: it maps (key, raw text, country) to what
+    goes on the wire (a SHA-256 hex for hashed keys; the IP, user agent or cookie text for the
+    never-hashed ones). It is never logged or persisted, and it holds at most
+    PREPARE_CACHE_SIZE entries: a raw value is dropped once that many others came after it."""
+    norm._prepare_cached.cache_clear()
+    size = norm.PREPARE_CACHE_SIZE
+    first = "first.person@example.com"
+    assert prepare("em", first) == sha256_hex(first)
+    for i in range(size + 10):
+        assert prepare("em", f"person{i}@example.com") == sha256_hex(f"person{i}@example.com")
+    info = norm._prepare_cached.cache_info()
+    assert info.currsize == size == info.maxsize and info.hits == 0
+    assert prepare("em", first) == sha256_hex(first)  # prepared again, not remembered
+    assert norm._prepare_cached.cache_info().hits == 0
+    assert prepare("em", f"person{size + 9}@example.com")  # a recent one is remembered
+    assert norm._prepare_cached.cache_info().hits == 1
+
+
+def test_prepare_memo_serves_threads_the_same_answers() -> None:
+    """functools.lru_cache keeps its own state consistent under threads (its lookups and
+    updates run under the GIL or its lock); the answers are what a fresh call gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    norm._prepare_cached.cache_clear()
+    values = [(key, f" Value.{i % 300}@Example.com ") for i in range(3000)
+              for key in ("em", "external_id")]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda kv: prepare(kv[0], kv[1]), values))
+    assert got == [norm._prepare(key, value, None) for key, value in values]
+    assert norm._prepare_cached.cache_info().currsize <= norm.PREPARE_CACHE_SIZE
+
+
+def test_ascii_stripping_matches_the_unicode_categories() -> None:
+    ascii_chars = "".join(chr(code) for code in range(128))
+    for text in (ascii_chars, "Mary-Ann O'Neil", "N.Y.", " 94025-1234\t", "a_b~c|d`e"):
+        assert norm._strip_punctuation(text) == norm._strip_categories(text, ("P", "S", "Z", "Cc"))
+        assert norm._compact_key(text) == "".join(
+            ch for ch in unicodedata.normalize("NFKD", text.lower())
+            if ch.isalpha() and not unicodedata.combining(ch))
+        assert norm._city_text(text, None) == ("".join(
+            ch for ch in text.lower() if unicodedata.category(ch)[0] in "LM") or None)
+    assert norm._strip_punctuation("Ré-mi") == "Rémi"  # not ASCII: the category path
+
+
+def test_canonical_ipv4_shortcut_agrees_with_ipaddress() -> None:
+    import ipaddress
+    import random
+
+    octets = ["0", "00", "01", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255",
+              "256", "300", "1000", "", "\u0663", "+1", "0x1", "-1"]
+    rnd = random.Random(13)
+    for _ in range(20_000):
+        host = ".".join(rnd.choice(octets) for _ in range(rnd.choice((3, 4, 4, 5))))
+        try:
+            expected = str(ipaddress.ip_address(host))
+        except ValueError:
+            expected = None
+        assert normalize_ip(host) == expected, host
+        if norm._IPV4_RE.fullmatch(host):
+            assert expected == host
+
+
 def test_national_prefix_strip_plan_matches_the_library() -> None:
     """phone._PhonePlans strips a national prefix without calling phonenumbers' private
     helpers (regions without a transform rule): the same digits and the same keep-or-strip

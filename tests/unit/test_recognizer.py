@@ -452,3 +452,28 @@ def test_a_refused_event_is_never_sent_but_explain_shows_its_draft():
         "custom_data: Purchase needs value and currency",)
     assert explained.explanation["draft"]["custom_data"] == {"value": 3}
     assert "draft" not in (mapped({**raw, "currency": "EUR"}, explain=True).explanation or {})
+
+
+def test_keys_passed_over_once_are_passed_over_only_where_that_holds():
+    """recognize remembers the keys whose plain values it never reports (per alias trie node,
+    and outside the alias table): a second event with the same keys must give what a fresh
+    reading gives. "email" is read by the alias table under user_data, not at the top or under
+    customer; "id" and "name" count inside a person's object only."""
+    from capi_relay.core import recognizer
+
+    config = MappingConfig()
+    event = {"event_name": "x", "email": "top@example.com", "id": "7", "name": "Ann Lee",
+             "user_data": {"email": "alias@example.com", "id": "9"},
+             "cart": {"id": "cart-1", "name": "Summer sale", "note": "n"},
+             "customer": {"email": "c@example.com", "id": "c-1", "name": "Bo Ek", "tier": "g"}}
+    expected = [("em", "top@example.com", None, ("email",)),
+                ("external_id", "9", None, ("user_data", "id")),
+                ("em", "c@example.com", None, ("customer", "email")),
+                ("external_id", "c-1", None, ("customer", "id")),
+                ("fn", "Bo", None, ("customer", "name")), ("ln", "Ek", None, ("customer", "name"))]
+    for _ in range(3):  # the first reading fills the skip sets, the next ones use them
+        assert recognize(event, config.explicit_paths) == expected
+    assert "email" in config.explicit_paths.inner["user_data"][0][1].plain_skips
+    assert {"event_name", "tier", "note"} <= recognizer._PLAIN_SKIPS | \
+        config.explicit_paths.plain_skips
+    assert "id" not in recognizer._PLAIN_SKIPS and "name" not in recognizer._PLAIN_SKIPS

@@ -14,7 +14,7 @@ replace these.
 
 from __future__ import annotations
 
-from collections.abc import KeysView, Mapping
+from collections.abc import KeysView, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -193,7 +193,7 @@ class Found:
 
     __slots__ = ("_hits",)
 
-    def __init__(self, hits: dict[str, list[tuple[int, list[Any]]]]):
+    def __init__(self, hits: dict[str, list[tuple[int, Sequence[Any]]]]):
         self._hits = hits  # field -> (path order, non-empty values) per matching path, sorted
 
     def __contains__(self, field: str) -> bool:
@@ -226,6 +226,20 @@ class Found:
         hits = self._hits.get(field)
         return hits[0][0] if hits else None
 
+    def all_of(self, fields: "frozenset[str]") -> dict[str, list[Any]]:
+        """``{field: self.all(field)}`` for each field of ``fields`` that has a value, in the
+        order the fields were found: one call for every user_data key of an event."""
+        out: dict[str, list[Any]] = {}
+        for field, hits in self._hits.items():
+            if field in fields:
+                if len(hits) == 1:  # the usual case, as in ``all``
+                    values = hits[0][1]
+                    if len(values) == 1 and not isinstance(values[0], list):
+                        out[field] = [values[0]]
+                        continue
+                out[field] = self.all(field)
+        return out
+
     def all(self, field: str) -> list[Any]:
         """Every non-empty value along all the field's paths; list values are flattened."""
         hits = self._hits.get(field, ())
@@ -251,15 +265,19 @@ class _Node:
     ``seal``, a key whose only branch ends paths without going deeper or fanning out (the
     common one-segment alias, "email") moves to ``leaves`` (key -> ends), read with one
     dictionary probe and no recursion; ``inner`` keeps the other keys.
+
+    ``plain_skips`` belongs to ``recognizer``: the keys whose plain values it has found it
+    never reports in a mapping at this node, remembered there as it meets them.
     """
 
-    __slots__ = ("ends", "children", "leaves", "inner")
+    __slots__ = ("ends", "children", "leaves", "inner", "plain_skips")
 
     def __init__(self) -> None:
         self.ends: list[tuple[str, int]] = []
         self.children: dict[str, list[tuple[bool, _Node]]] = {}
         self.leaves: dict[str, tuple[tuple[str, int], ...]] = {}
         self.inner: dict[str, list[tuple[bool, _Node]]] = {}
+        self.plain_skips: set[Any] = set()
 
     def child(self, key: str, fan_out: bool) -> "_Node":
         branches = self.children.setdefault(key, [])
@@ -305,20 +323,20 @@ class Extractor:
     def extract(self, data: Any) -> Found:
         if not _is_map(data):
             return Found({})
-        ordered: dict[str, list[tuple[int, list[Any]]]] = {}
-        several: list[list[tuple[int, list[Any]]]] = []  # the fields found at 2+ paths
+        ordered: dict[str, list[tuple[int, Sequence[Any]]]] = {}
+        several: list[list[tuple[int, Sequence[Any]]]] = []  # the fields found at 2+ paths
         _collect_map(data, self._root, ordered, several)
         for found in several:
             found.sort(key=_by_order)
         return Found(ordered)
 
 
-def _by_order(hit: tuple[int, list[Any]]) -> int:
+def _by_order(hit: tuple[int, Sequence[Any]]) -> int:
     return hit[0]
 
 
-def _collect_map(node: Any, trie: _Node, ordered: dict[str, list[tuple[int, list[Any]]]],
-                 several: list[list[tuple[int, list[Any]]]]) -> None:
+def _collect_map(node: Any, trie: _Node, ordered: dict[str, list[tuple[int, Sequence[Any]]]],
+                 several: list[list[tuple[int, Sequence[Any]]]]) -> None:
     """``_collect`` below a single mapping: probes only the keys it has (the common case).
     ``several`` collects each field's hit list once, when it gets its second hit."""
     leaves, inner = trie.leaves, trie.inner
@@ -331,9 +349,9 @@ def _collect_map(node: Any, trie: _Node, ordered: dict[str, list[tuple[int, list
                 for field_name, order in ends:
                     hits = ordered.get(field_name)
                     if hits is None:
-                        ordered[field_name] = [(order, [value])]
+                        ordered[field_name] = [(order, (value,))]
                     else:
-                        hits.append((order, [value]))
+                        hits.append((order, (value,)))
                         if len(hits) == 2:
                             several.append(hits)
             continue
@@ -349,8 +367,8 @@ def _collect_map(node: Any, trie: _Node, ordered: dict[str, list[tuple[int, list
                 _collect([value], child, ordered, several)
 
 
-def _collect(nodes: list[Any], trie: _Node, ordered: dict[str, list[tuple[int, list[Any]]]],
-             several: list[list[tuple[int, list[Any]]]]) -> None:
+def _collect(nodes: list[Any], trie: _Node, ordered: dict[str, list[tuple[int, Sequence[Any]]]],
+             several: list[list[tuple[int, Sequence[Any]]]]) -> None:
     """Records what every path through ``trie`` finds under ``nodes``; the same values, in the
     same order, as ``_walk_steps`` gives for each path."""
     if trie.ends:

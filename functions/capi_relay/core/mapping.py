@@ -568,7 +568,10 @@ def _contents(items: Any, dropped: list[str], order_lines: bool = False
         if not _is_map(item):
             dropped.append("items")
             continue
-        if "variant" in item or "merchandise" in item or _priced_by_map(item.get("price")):
+        price = item.get("price")  # a JSON number or text, usually: no call to tell it apart
+        if "variant" in item or "merchandise" in item or (
+                price is not None and type(price) is not float and type(price) is not int
+                and type(price) is not str and _priced_by_map(price)):
             item = _flat_item(item)
         elif order_lines and "id" in item:
             # a REST order's line: its "id" is the line's, the product is its SKU or variant
@@ -599,11 +602,16 @@ def _contents(items: Any, dropped: list[str], order_lines: bool = False
                     continue
                 content[target] = quantity
             elif target == "item_price":
-                price = _as_number(value)
-                if price is None:
-                    dropped.append("items.price")
-                    continue
-                content[target] = _number_out(price)
+                if kind is int and -_EXACT_FLOAT_INT < value < _EXACT_FLOAT_INT:
+                    content[target] = value  # = _number_out(_as_number(value)) for such an int
+                else:
+                    # value - value == 0.0: a finite float, what _as_number checks first
+                    price = value if kind is float and value - value == 0.0 else \
+                        _as_number(value)
+                    if price is None:
+                        dropped.append("items.price")
+                        continue
+                    content[target] = _number_out(price)
             elif kind is str:
                 if not value.isprintable() and _bad_text(value):
                     dropped.append(f"items.{key}: not valid text")
@@ -635,9 +643,15 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
         dropped.append("custom_data")
 
     present = found.fields()
-    for name in present:  # the event's fields, fewer than the names to look for
-        if name in _CUSTOM_SET and name not in custom:
-            custom[name] = found.first(name)
+    first = found.first
+    if custom:
+        for name in present:  # the event's fields, fewer than the names to look for
+            if name in _CUSTOM_SET and name not in custom:
+                custom[name] = first(name)
+    else:  # the usual case: no custom_data object, so no name is taken yet
+        for name in present:
+            if name in _CUSTOM_SET:
+                custom[name] = first(name)
 
     if any(map(_CD_KEYS.get, raw, _UNSEEN_KEY)):  # a key is x-fb-cd-* or not seen before
         for key, value in raw.items():  # sGTM's x-fb-cd-* parameters
@@ -669,8 +683,9 @@ def _custom_data(raw: Mapping[str, Any], found: aliases.Found, config: MappingCo
                 custom[name] = _number_out(number)
     if "currency" in custom:
         currency = custom["currency"]
-        if isinstance(currency, str) and len(currency.strip()) == 3 and currency.strip().isalpha():
-            custom["currency"] = currency.strip().upper()
+        code = currency.strip() if isinstance(currency, str) else None
+        if code is not None and len(code) == 3 and code.isalpha():
+            custom["currency"] = code.upper()
         else:
             del custom["currency"]
             dropped.append("custom_data.currency")
@@ -752,13 +767,13 @@ def _person_sources(found: aliases.Found, hits: list[recognizer.Hit], request: R
     shipping address is the buyer's. Never a billing email with a shipping city. Within the
     buyer, explicit values come first, then unprefixed ones, then billing ones.
     """
-    values: dict[str, list[Any]] = {}
     labels: dict[str, list[Any]] | None = {} if explain else None
-    for key in found.fields():
-        if key in _USER_DATA_KEYSET:
-            if labels is None:
-                values[key] = found.all(key)
-            else:
+    if labels is None:
+        values = found.all_of(_USER_DATA_KEYSET)
+    else:
+        values = {}
+        for key in found.fields():
+            if key in _USER_DATA_KEYSET:
                 pairs = found.sourced(key)
                 values[key] = [value for value, _ in pairs]
                 labels[key] = [order for _, order in pairs]
@@ -829,6 +844,20 @@ def _user_data(sources: dict[str, list[Any]], labels: dict[str, list[Any]] | Non
     memo = prepare_text if country is None or type(country) is str else None
     for key, candidates in sources.items():  # only the keys the event has
         hashed = key in _HASHED_KEYSET  # every distinct value; never hashed: the first valid
+        if len(candidates) == 1 and memo is not None and not explain:
+            # the usual case, one text value for the key: the loop below without its
+            # bookkeeping (index, dedup list, tuple of one)
+            value = candidates[0]
+            if type(value) is str:
+                if not value.isprintable() and _bad_text(value):
+                    dropped.append(f"{_DROPPED_NAMES[key]}: not valid text")
+                    continue
+                out = memo(key, value, country)
+                if out is None:
+                    dropped.append(_DROPPED_NAMES[key])
+                else:
+                    values[key] = (out,) if hashed else out
+                continue
         prepared: list[str] = []
         index = -1  # counted by hand: an enumerate object per key costs more
         for value in candidates:
@@ -964,7 +993,10 @@ def to_capi_event(
     elif _bad_text(name):
         reasons.append("event_name: not valid text")
 
-    raw_source = _text(found.first("action_source"))
+    # Fields most web events lack are tested for with one probe of ``present`` before they are
+    # read (found.first answers MISSING for them, at the cost of a call or two each).
+    present = found.fields()
+    raw_source = _text(found.first("action_source")) if "action_source" in present else None
     if raw_source:
         action_source = _ACTION_SOURCES.get(raw_source.lower())  # = ActionSource(...), cheaper
         if action_source is None:
@@ -973,7 +1005,7 @@ def to_capi_event(
     else:
         action_source = config.default_action_source
 
-    raw_time = found.first("event_time")
+    raw_time = found.first("event_time") if "event_time" in present else aliases.MISSING
     if raw_time is aliases.MISSING:
         event_time = int(now)
     else:
@@ -1015,9 +1047,10 @@ def to_capi_event(
     if name == "Purchase" and ("currency" not in custom_data or "value" not in custom_data):
         reasons.append("custom_data: Purchase needs value and currency")
 
-    dpo, dpo_country, dpo_state = _dpo(found, reasons)
-    opt_out = found.first("opt_out")
-    client_id = _text(found.first("client_id"))
+    dpo, dpo_country, dpo_state = _dpo(found, reasons) if "data_processing_options" in present \
+        else (None, None, None)
+    opt_out = found.first("opt_out") if "opt_out" in present else None
+    client_id = _text(found.first("client_id")) if "client_id" in present else None
     if client_id is not None and _bad_text(client_id):
         client_id = None
     consent = {} if _CONSENT_SET.isdisjoint(raw) else {

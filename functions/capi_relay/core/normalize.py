@@ -105,8 +105,25 @@ def _strip_categories(text: str, drop: tuple[str, ...]) -> str:
     return "".join(ch for ch in text if not unicodedata.category(ch).startswith(drop))
 
 
+#: every ASCII character that is not a letter or a digit: in ASCII these are exactly the ones
+#: of categories P*, S*, Z* and Cc (tests/unit/test_normalize.py checks all 128)
+_ASCII_NOT_ALNUM = {code: None for code in range(128) if not chr(code).isalnum()}
+_ASCII_NOT_ALPHA = {code: None for code in range(128) if not chr(code).isalpha()}
+
+
+def _strip_punctuation(text: str) -> str:
+    """``_strip_categories(text, ("P", "S", "Z", "Cc"))``: punctuation, symbols, separators
+    and control characters removed. ASCII text (most names, states and postal codes) takes one
+    ``str.translate`` instead of a category lookup per character."""
+    if text.isascii():
+        return text.translate(_ASCII_NOT_ALNUM)
+    return _strip_categories(text, ("P", "S", "Z", "Cc"))
+
+
 def _compact_key(text: str) -> str:
     """Lookup key for name tables: lowercase, no accents, letters only ("Québec" -> "quebec")."""
+    if text.isascii():  # NFKD leaves ASCII as it is, and no ASCII character is combining
+        return text.lower().translate(_ASCII_NOT_ALPHA)
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if ch.isalpha() and not unicodedata.combining(ch))
 
@@ -133,10 +150,19 @@ def _normalize_email(value: object) -> str | None:
     internationalized addresses are kept. Gmail dots and "+tags" are kept: Meta's rule does
     not strip them.
     """
-    text = _lower(value)
+    text = _as_text(value)
+    return _email_text(text, None) if text else None
+
+
+# The ``_*_text`` rules take what ``_as_text`` made of the value (trimmed NFC text, not empty),
+# so ``_prepare``, which has that text already, does not make it twice; ``country`` is unused
+# where the rule has none.
+
+def _email_text(text: str, country: str | None) -> str | None:
+    text = text.lower()
     # split() breaks on exactly the characters isspace() matches; the text is trimmed, so it
     # has whitespace inside iff it splits in more than one part.
-    if not text or len(text.split()) != 1 or text.count("@") != 1:
+    if len(text.split()) != 1 or text.count("@") != 1:
         return None
     local, domain = text.split("@")
     labels = domain.split(".")
@@ -150,8 +176,10 @@ def _normalize_email(value: object) -> str | None:
 def _normalize_phone(value: object, country: str | None) -> str | None:
     """ph: E.164 digits without "+"; the rule lives in ``phone``."""
     text = _as_text(value)
-    if not text:
-        return None
+    return _phone_text(text, country) if text else None
+
+
+def _phone_text(text: str, country: str | None) -> str | None:
     # an international number needs no country: it is not even looked at
     return phone.normalize_phone(text, None if text.startswith(("+", "00")) else
                                  _alpha2(country))
@@ -166,10 +194,12 @@ def _normalize_name(value: object) -> str | None:
     not transliterate. Removed: Unicode punctuation (P*), symbols (S*), separators (Z*) and
     control characters (Cc), e.g. "Mary-Ann O'Neil" -> "maryannoneil".
     """
-    text = _lower(value)
-    if not text:
-        return None
-    return _strip_categories(text, ("P", "S", "Z", "Cc")) or None
+    text = _as_text(value)
+    return _name_text(text, None) if text else None
+
+
+def _name_text(text: str, country: str | None) -> str | None:
+    return _strip_punctuation(text.lower()) or None
 
 
 def _normalize_city(value: object) -> str | None:
@@ -180,9 +210,14 @@ def _normalize_city(value: object) -> str | None:
     SDK does (``[0-9.\\s\\-()]``), so "Paris 15" -> "paris". Meta's Parameter Builder drops every
     non-Latin character instead; we keep them, as for names.
     """
-    text = _lower(value)
-    if not text:
-        return None
+    text = _as_text(value)
+    return _city_text(text, None) if text else None
+
+
+def _city_text(text: str, country: str | None) -> str | None:
+    text = text.lower()
+    if text.isascii():  # letters are the only ASCII characters of categories L and M
+        return text.translate(_ASCII_NOT_ALPHA) or None
     return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LM") or None
 
 
@@ -203,7 +238,7 @@ def _normalize_state(value: object, country: str | None) -> str | None:
     if not text:
         return None
     code = _alpha2(country)
-    compact = _strip_categories(text, ("P", "S", "Z", "Cc"))
+    compact = _strip_punctuation(text)
     if not compact:
         return None
     key = _compact_key(compact)
@@ -237,9 +272,12 @@ def _normalize_zip(value: object, country: str | None) -> str | None:
     Meta's SDK instead keeps only the part before the first "-" for every country, which would
     turn a Polish "00-950" into "00"; we apply the cut to US codes only.
     """
-    text = _lower(value)
-    if not text:
-        return None
+    text = _as_text(value)
+    return _zip_text(text, country) if text else None
+
+
+def _zip_text(text: str, country: str | None) -> str | None:
+    text = text.lower()
     code = _alpha2(country)
     squeezed = "".join(text.split())
     if code == "us":
@@ -249,7 +287,7 @@ def _normalize_zip(value: object, country: str | None) -> str | None:
         match = _ZIP_PLUS4_DASH_RE.fullmatch(squeezed)
         if match:
             return match.group(1)
-    return _strip_categories(squeezed, ("P", "S", "Z", "Cc")) or None
+    return _strip_punctuation(squeezed) or None
 
 
 _FEMALE = frozenset({
@@ -432,6 +470,12 @@ def normalize_country(value: object) -> str | None:
     return _country_from_text(text)
 
 
+#: an IPv4 address already in canonical form (0-255 per octet, ASCII digits, no leading zero):
+#: ``ipaddress`` would parse it and print the same text back, ten times slower
+_IPV4_RE = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+                      r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
+
+
 def normalize_ip(value: object) -> str | None:
     """client_ip_address: one valid IPv4/IPv6 address, canonical text, or None.
 
@@ -456,6 +500,8 @@ def normalize_ip(value: object) -> str | None:
         if not port.isdigit():
             return None
     host = host.split("%", 1)[0]
+    if _IPV4_RE.fullmatch(host):
+        return host  # what str(ip_address(host)) gives: decimal octets, no leading zeros
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -480,6 +526,19 @@ _RULES: dict[str, Callable[[object, str | None], str | None]] = {
     "zp": _normalize_zip,
     "country": lambda value, country: normalize_country(value),
     "external_id": lambda value, country: _normalize_external_id(value),
+}
+
+
+#: the rules ``_prepare`` calls with the value's text (the keys that are most often new: a
+#: person's own); the other keys go through ``_RULES``
+_TEXT_RULES: dict[str, Callable[[str, str | None], str | None]] = {
+    "em": _email_text,
+    "ph": _phone_text,
+    "fn": _name_text,
+    "ln": _name_text,
+    "ct": _city_text,
+    "zp": _zip_text,
+    "external_id": lambda text, country: text,  # = _normalize_external_id
 }
 
 
@@ -529,6 +588,10 @@ def _prepare(key: str, value: object, country: str | None) -> str | None:
                 return text.lower()
             if len(text) in (67, 73) and is_parameter_builder_value(text):
                 return text
+            rule = _TEXT_RULES.get(key)
+            if rule is not None:  # = _RULES[key](value, country), without a second _as_text
+                normalized = rule(text, country)
+                return sha256_hex(normalized) if normalized is not None else None
         normalized = _RULES[key](value, country)  # = normalize(), the key is known to be valid
         return sha256_hex(normalized) if normalized is not None else None
     if key == "client_ip_address":

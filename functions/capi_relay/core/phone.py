@@ -105,7 +105,13 @@ def _first_valid_or_possible(attempts: list[tuple[str, str | None]]) -> str | No
 _UNDECIDED = object()
 #: What a plain phone may hold besides ASCII digits, after an optional leading "+".
 _PLAIN_PHONE_RE = re.compile(r"[0-9 ().-]*[0-9]")
-_PHONE_SEPARATORS = str.maketrans("", "", " ().-")
+_PHONE_SEPARATORS = b" ().-"
+
+
+def _plain_digits(text: str) -> str:
+    """The digits of text ``_PLAIN_PHONE_RE`` matched (ASCII only): the separators deleted by
+    ``bytes.translate``, a third of what ``str.translate`` with a deletion table costs."""
+    return text.encode("ascii").translate(None, _PHONE_SEPARATORS).decode("ascii")
 
 
 class _PhonePlans:
@@ -163,7 +169,7 @@ class _PhonePlans:
         """
         if len(text) > 250 or not _PLAIN_PHONE_RE.fullmatch(text, 1):
             return _UNDECIDED
-        digits = text[1:].translate(_PHONE_SEPARATORS)
+        digits = _plain_digits(text[1:])
         if len(digits) <= 2 or digits[0] == "0":  # parse raises here; let it say so
             return _UNDECIDED
         for size in (1, 2, 3):
@@ -218,7 +224,7 @@ class _PhonePlans:
         if plan is None:
             return _UNDECIDED
         code, code_text, idd, metadata = plan
-        digits = text.translate(_PHONE_SEPARATORS)
+        digits = _plain_digits(text)
         if len(digits) < 3 or digits.startswith(code_text) or (idd and idd.match(digits)):
             return _UNDECIDED
         strip = self._strip_plan(region, metadata)

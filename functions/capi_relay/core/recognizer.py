@@ -193,13 +193,28 @@ def _scalar(value: Any) -> bool:
         isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
+#: the keys whose plain (text or number) values never give a hit, in any mapping outside the
+#: alias table's paths: no Meta key, not a name to split, not an "id" (bounded, as _KEY_CACHE)
+_PLAIN_SKIPS: set[Any] = set()
+
+
+def _skip_plain(skips: set[Any], key: str) -> None:
+    """Remembers that ``_walk`` passes over ``key``'s plain values (one probe, next time)."""
+    if len(skips) < _CACHE_LIMIT:
+        skips.add(key)
+
+
 def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, depth: int,
           hits: list[Hit], trie: Any) -> None:
     cache = _KEY_CACHE
+    # Most keys of an event hold plain values that name no match key (event_name, page_location,
+    # client_id, ...) or that the alias table reads: the verdict depends on the key (and the
+    # trie) alone, so after the first time it is one set probe.
+    skips = _PLAIN_SKIPS if trie is None else trie.plain_skips
     for key, value in node.items():
         kind = type(value)
         if kind is str or kind is int or kind is float:
-            if kind is str and not value:
+            if key in skips or (kind is str and not value):
                 continue
             if type(key) is not str:
                 continue
@@ -214,9 +229,12 @@ def _walk(node: Mapping[str, Any], path: tuple, role: str | None, person: bool, 
                     _split_name(value, found[1] or role, path + (key,), hits)
                     continue
                 else:
+                    if key.lower() != "id" and key not in _FULL_NAMES and key not in _PERSON_NAMES:
+                        _skip_plain(skips, key)  # skipped whatever the value and the container
                     continue
             if trie is not None and key in trie.leaves:
-                continue  # the alias table reads this one
+                _skip_plain(skips, key)  # the alias table reads this one, below this trie node
+                continue
             hits.append((field, value, found[1] or role, path + (key,)))
             continue
         if value is None or kind is bool or type(key) is not str:
