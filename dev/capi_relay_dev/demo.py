@@ -15,6 +15,7 @@ from capi_relay_dev.localstack import LocalStack
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "tests" / "events"
 SAMPLES = ["ga4_purchase_sgtm.json", "datalayer_purchase_web.json", "lead.json",
            "page_view.json", "batch_50.json"]
+PULL_PERIOD = 2.0
 HASHED = {"em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id"}
 
 
@@ -37,10 +38,13 @@ def main() -> int:
                    "pixel_id": os.environ["META_PIXEL_ID"],
                    "access_token": os.environ["META_ACCESS_TOKEN"]}
     log_dir = Path(tempfile.mkdtemp(prefix="capi-relay-demo-"))
-    print(f"Starting the local stack (emulators, ingest, processor, "
-          f"{'Meta for real' if real else 'Graph stand-in'}); logs in {log_dir}")
+    print(f"Starting the local stack (emulators, ingest, the scheduled puller as deployed by "
+          f"default, {'Meta for real' if real else 'Graph stand-in'}); logs in {log_dir}")
     started = time.monotonic()
-    with LocalStack(log_dir=log_dir, **options) as stack:
+    # delivery as deployed by default: a puller run sends what waits (every minute in
+    # production, every PULL_PERIOD seconds here)
+    with LocalStack(log_dir=log_dir, delivery="scheduled_pull", pull_period=PULL_PERIOD,
+                    **options) as stack:
         print(f"Ingest listening on {stack.ingest_url} "
               f"(stack up in {time.monotonic() - started:.1f}s)")
         expected: list[str] = []
