@@ -182,23 +182,14 @@ def _read_line(report: Report, line: Mapping[str, Any]) -> bool:
             report.unrouted += _count(line.get("count"))
             return True
         if message == "sent" and isinstance(line.get("match_keys"), dict):
-            for name, row in line["match_keys"].items():
-                if not isinstance(row, dict):
-                    continue
+            for name, events, keys in _key_rows(line["match_keys"]):
                 stats = report.stats(name)
-                stats.sent += _count(row.get("events"))
-                for key, n in row.items():
-                    if key != "events":
-                        stats.keys[key] += _count(n)
-            enriched = line.get("enriched_keys")
-            for name, row in (enriched.items() if isinstance(enriched, dict) else ()):
-                if not isinstance(row, dict):
-                    continue
+                stats.sent += events
+                stats.keys.update(keys)
+            for name, events, keys in _key_rows(line.get("enriched_keys")):
                 stats = report.stats(name)
-                stats.enriched_events += _count(row.get("events"))
-                for key, n in row.items():
-                    if key != "events":
-                        stats.enriched_keys[key] += _count(n)
+                stats.enriched_events += events
+                stats.enriched_keys.update(keys)
             return True
         if message == "enriched":  # one line per event, as logged before issue 13
             added = line.get("enriched_keys") or []
@@ -544,3 +535,12 @@ def register(sub) -> None:
                         help="add Meta's Event Match Quality (Dataset Quality API; the token "
                              "is read from the settings, as the processor reads it)")
     parser.set_defaults(run=cmd_report)
+
+
+def _key_rows(table: Any):
+    """(event name, events, {key: count}) per row of a "sent" line's per-event-name key table
+    ({name: {"events": n, key: n, ...}}); malformed rows are skipped."""
+    for name, row in (table.items() if isinstance(table, dict) else ()):
+        if isinstance(row, dict):
+            yield name, _count(row.get("events")), Counter(
+                {key: _count(n) for key, n in row.items() if key != "events"})

@@ -49,12 +49,9 @@ class PullReport:
 
     def add(self, other: ProcessReport) -> None:
         total = self.process
-        total.sent += other.sent
-        total.duplicates += other.duplicates
-        total.dead_lettered += other.dead_lettered
-        total.consent_dropped += other.consent_dropped
-        total.retry += other.retry
-        total.unrouted += other.unrouted
+        for name in ("sent", "duplicates", "dead_lettered", "consent_dropped", "retry",
+                     "unrouted"):
+            setattr(total, name, getattr(total, name) + getattr(other, name))
         for reason, count in other.reasons.items():
             total.reasons[reason] = total.reasons.get(reason, 0) + count
 
