@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -46,21 +47,60 @@ def missing_tools() -> str | None:
            f"Pub/Sub emulator)" if absent else None
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> set[int]:
+    """``pid`` and every process descended from it (gcloud starts the emulator's java in a
+    process group of its own, so the group is not enough)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        todo.extend(children.get(current, ()))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its descendants, all threads."""
+    total = 0
+    for member in _tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / _TICK
+
+
 def run_wrk(url: str, script: Path, *, seconds: int, connections: int,
-            threads: int = 1) -> tuple[float, int, int]:
-    """(requests per second, requests, answers that were not 2xx/3xx) of one wrk run."""
+            threads: int = 1) -> tuple[float, int, int, float]:
+    """(requests per second, requests, answers that were not 2xx/3xx, wrk's own CPU seconds)
+    of one wrk run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
                            "-s", str(script), url], capture_output=True, text=True, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))
     total = int(re.search(r"(\d+) requests in", done.stdout).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done.stdout)
-    return rate, total, int(errors.group(1)) if errors else 0
+    return rate, total, int(errors.group(1)) if errors else 0, cpu
 
 
-def _serve(source: Path, target: str, port: int, env: dict[str, str]):
+def _serve(source: Path, target: str, port: int, env: dict[str, str], cpu: int | None = None):
     from capi_relay_dev import localstack
 
-    argv = [sys.executable, "-m", "functions_framework", f"--target={target}",
+    pinned = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    argv = [*pinned, sys.executable, "-m", "functions_framework", f"--target={target}",
             f"--source={source}", "--signature-type=http", "--host=127.0.0.1", f"--port={port}"]
     proc = localstack.start(target, argv, env, None)
     try:
@@ -91,18 +131,34 @@ def _drain(subscription: str) -> int:
     return count
 
 
-def measure(*, seconds: int = 10, connections: int = 16) -> dict[str, float | str]:
-    """Requests/s of the bare endpoint and of ours, and whether every 202 was published."""
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent not idle, all cores (/proc/stat)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK  # less idle and iowait
+
+
+def measure(*, seconds: int = 10, connections: int = 16,
+            pin: bool = False) -> dict[str, float | str]:
+    """Requests/s of the bare endpoint and of ours, the CPU seconds each process spent, and
+    whether every 202 was published.
+
+    ``pin``: the server under test runs on CPU 0 alone, wrk and the emulator on CPU 1."""
     from capi_relay_dev import localstack
 
     why = missing_tools()
     if why:
         return {"skipped": why}
+    if pin and len(os.sched_getaffinity(0)) < 2:
+        return {"skipped": "pinning needs two CPUs"}
     processes = []
     saved = os.environ.get("PUBSUB_EMULATOR_HOST")
+    affinity = os.sched_getaffinity(0)
+    if pin:  # inherited by the emulator and wrk; the server is moved to CPU 0 by taskset
+        os.sched_setaffinity(0, {sorted(affinity)[1]})
     try:
         pubsub_port = localstack.free_port()
-        processes.append(localstack.start_emulator("pubsub", pubsub_port, None))
+        emulator = localstack.start_emulator("pubsub", pubsub_port, None)
+        processes.append(emulator)
         os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{pubsub_port}"
         from google.cloud import pubsub_v1
 
@@ -119,22 +175,34 @@ def measure(*, seconds: int = 10, connections: int = 16) -> dict[str, float | st
         with tempfile.TemporaryDirectory() as folder:
             script = Path(folder) / "post.lua"
             script.write_text(WRK_SCRIPT % json.dumps(BODY), encoding="utf-8")
-            results = {}
+            results: dict[str, float | str] = {}
             for name, source, target in (
                     ("bare", Path(__file__).resolve().parent / "bare_function.py", "bare"),
                     ("ours", localstack.FUNCTIONS_DIR / "main.py", "ingest")):
                 port = localstack.free_port()
-                server = _serve(source, target, port, env)
+                server = _serve(source, target, port, env,
+                                cpu=sorted(affinity)[0] if pin else None)
                 processes.append(server)
                 run_wrk(f"http://127.0.0.1:{port}/", script, seconds=2,
                         connections=connections)  # warm-up: imports, clients, connections
                 if name == "ours":
                     time.sleep(0.5)
                     _drain(subscription)
-                rate, total, errors = run_wrk(f"http://127.0.0.1:{port}/", script,
-                                              seconds=seconds, connections=connections)
+                cpu = (cpu_seconds(server.popen.pid), cpu_seconds(emulator.popen.pid),
+                       _busy_seconds())
+                rate, total, errors, wrk_cpu = run_wrk(
+                    f"http://127.0.0.1:{port}/", script, seconds=seconds,
+                    connections=connections)
+                server_cpu = cpu_seconds(server.popen.pid) - cpu[0]
+                emulator_cpu = cpu_seconds(emulator.popen.pid) - cpu[1]
+                busy = _busy_seconds() - cpu[2]
                 results[name] = rate
                 results[f"{name}_accepted"] = total - errors
+                results[f"{name}_cpu_server"] = server_cpu
+                results[f"{name}_cpu_emulator"] = emulator_cpu
+                results[f"{name}_cpu_wrk"] = wrk_cpu
+                results[f"{name}_cpu_other"] = busy - server_cpu - emulator_cpu - wrk_cpu
+                results[f"{name}_server_ms_per_request"] = 1000 * server_cpu / max(total, 1)
                 server.stop()
                 processes.remove(server)
             results["published"] = _drain(subscription)
@@ -142,6 +210,7 @@ def measure(*, seconds: int = 10, connections: int = 16) -> dict[str, float | st
     finally:
         for proc in reversed(processes):
             proc.stop()
+        os.sched_setaffinity(0, affinity)
         if saved is None:
             os.environ.pop("PUBSUB_EMULATOR_HOST", None)
         else:
@@ -149,4 +218,14 @@ def measure(*, seconds: int = 10, connections: int = 16) -> dict[str, float | st
 
 
 if __name__ == "__main__":
-    print(measure())
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--pin", action="store_true",
+                        help="server on CPU 0 alone, wrk and the emulator on CPU 1")
+    args = parser.parse_args()
+    found = measure(seconds=args.seconds, connections=args.connections, pin=args.pin)
+    for key, value in found.items():
+        print(f"{key:32} {value:,.3f}" if isinstance(value, float) else f"{key:32} {value}")

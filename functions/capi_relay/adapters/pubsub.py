@@ -3,42 +3,140 @@ PUBSUB_EMULATOR_HOST)."""
 
 from __future__ import annotations
 
+import queue
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from capi_relay.core.errors import PublishFailed, TransientError
 
-#: How long the client holds a message to batch it with others before sending. Every ingest
-#: request waits for its publish, so the library's default (10 ms) is added to each one and,
-#: with the server's fixed thread pool, caps requests per second: under wrk on loopback with
-#: the emulator, 10 ms served ~470 req/s, 2 ms ~1,050, 1 ms or less ~1,200 (benchmarks/
-#: ingest_wrk.py). Concurrent requests still share a publish call inside the window.
-MAX_BATCH_LATENCY = 0.001
+#: Pub/Sub's limits on one Publish request (cloud.google.com/pubsub/quotas#resource_limits):
+#: 1,000 messages and 10 MB; the bytes limit is kept with room for the request's framing.
+MAX_BATCH_MESSAGES = 1000
+MAX_BATCH_BYTES = 9_000_000
+#: Publish calls that may be in flight at once, each carrying every message that was waiting
+#: when it started. One sender would make a request that arrives during a call wait for that
+#: call and then its own; more senders mean smaller batches, each one more RPC to pay.
+SENDERS = 2
+
+
+class _Pending:
+    """One message waiting for its Publish call: ``done`` is released when the call ends."""
+
+    __slots__ = ("message", "size", "done", "message_id", "error")
+
+    def __init__(self, message, size: int):
+        self.message = message
+        self.size = size
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.message_id: str | None = None
+        self.error: BaseException | None = None
 
 
 class PubSubPublisher:
+    """Publishes each message and returns only once Pub/Sub has it (its message id).
+
+    Messages published while a Publish call is in flight are sent together in the next one
+    (group commit): a lone message is sent at once, without a batching window, and under load
+    one RPC carries many messages. The RPC itself is the generated client's, with its default
+    retry and timeout, as the library's own batching sends it; this replaces only that
+    batching (a timer thread and a commit thread per batch, a future and a proto-plus wrapper
+    per message), which under wrk cost more CPU per request than all the rest of the ingest
+    (benchmarks/ingest_wrk.py).
+    """
+
     def __init__(self, project: str, topic: str, *, timeout: float = 30.0):
         self.topic_path = topic if topic.startswith("projects/") else \
             f"projects/{project}/topics/{topic}"
         self.timeout = timeout
         self._client = None
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._senders: list[threading.Thread] = []
+        self._start_lock = threading.Lock()
+        self._message = None
 
     def _get_client(self):
         if self._client is None:
             from google.cloud import pubsub_v1
 
-            self._client = pubsub_v1.PublisherClient(
-                batch_settings=pubsub_v1.types.BatchSettings(max_latency=MAX_BATCH_LATENCY))
+            self._client = pubsub_v1.PublisherClient()
         return self._client
 
     def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
         try:
-            future = self._get_client().publish(self.topic_path, data, **dict(attributes))
-            return future.result(timeout=self.timeout)
+            if not self._senders:
+                self._start_senders()
+            pending = _Pending(self._message(data=data, attributes=attributes),
+                               len(data) + sum(len(k) + len(v) for k, v in attributes.items()))
         except Exception as exc:  # any client failure means: not published, try again
             raise PublishFailed(f"publish to {self.topic_path} failed: "
                                 f"{type(exc).__name__}") from exc
+        self._queue.put(pending)
+        if not pending.done.acquire(timeout=self.timeout):
+            raise PublishFailed(f"publish to {self.topic_path} failed: TimeoutError")
+        if pending.error is not None:
+            raise PublishFailed(f"publish to {self.topic_path} failed: "
+                                f"{type(pending.error).__name__}") from pending.error
+        return pending.message_id  # type: ignore[return-value]
+
+    def _start_senders(self) -> None:
+        with self._start_lock:
+            if self._senders:
+                return
+            self._get_client()  # built here, where a failure is the publish's own
+            from google.pubsub_v1.types import PubsubMessage
+
+            self._message = PubsubMessage.pb()  # the raw protobuf class: no wrapper per message
+            senders = [threading.Thread(target=self._send_forever, daemon=True,
+                                        name=f"pubsub-sender-{n}") for n in range(SENDERS)]
+            for sender in senders:
+                sender.start()
+            self._senders = senders
+
+    def _send_forever(self) -> None:
+        carried: _Pending | None = None
+        while True:
+            batch = [carried or self._queue.get()]
+            size, carried = batch[0].size, None
+            while len(batch) < MAX_BATCH_MESSAGES:
+                try:
+                    pending = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if size + pending.size > MAX_BATCH_BYTES:
+                    carried = pending  # the first of the next call
+                    break
+                batch.append(pending)
+                size += pending.size
+            self._send(batch)
+
+    def _send(self, batch: list[_Pending]) -> None:
+        try:
+            ids = self._publish_rpc([pending.message for pending in batch])
+            if len(ids) != len(batch):
+                raise RuntimeError(f"{len(ids)} message ids for {len(batch)} messages")
+        except Exception as exc:  # every waiter hears of it; the sender lives on
+            for pending in batch:
+                pending.error = exc
+                pending.done.release()
+            return
+        for pending, message_id in zip(batch, ids, strict=True):
+            pending.message_id = message_id
+            pending.done.release()
+
+    def _publish_rpc(self, messages: list) -> list[str]:
+        """One Publish call: the generated client's (which the high-level client overrides
+        with its batching), with its default retry and timeout, as the library's own
+        batches call it. The message ids, in order."""
+        from google.pubsub_v1.services.publisher.client import PublisherClient as Gapic
+        from google.pubsub_v1.types import PublishRequest, PublishResponse
+
+        request = PublishRequest.wrap(PublishRequest.pb()(topic=self.topic_path,
+                                                          messages=messages))
+        response = Gapic.publish(self._get_client(), request=request)
+        return list(PublishResponse.pb(response).message_ids)
 
     def has_subscription(self) -> bool:
         """TopicProbe: one ListTopicSubscriptions call (Pub/Sub drops messages published to a

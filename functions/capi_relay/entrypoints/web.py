@@ -47,11 +47,14 @@ def cors_headers(origin: str | None, allowed: tuple[str, ...]) -> dict[str, str]
 
 
 def request_context(request) -> RequestContext:
-    forwarded = request.headers.get("X-Forwarded-For", "")
+    # headers read from the WSGI environ, as request.headers reads them, without its lookup
+    # machinery; cookies parsed only when there are some (a tag's fetch often sends none)
+    environ = request.environ
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
     ip = forwarded.split(",")[0].strip() if forwarded.strip() else request.remote_addr
-    return RequestContext(ip=ip or None, user_agent=request.headers.get("User-Agent") or None,
-                          fbp=request.cookies.get("_fbp") or None,
-                          fbc=request.cookies.get("_fbc") or None)
+    cookies = request.cookies if "HTTP_COOKIE" in environ else {}
+    return RequestContext(ip=ip or None, user_agent=environ.get("HTTP_USER_AGENT") or None,
+                          fbp=cookies.get("_fbp") or None, fbc=cookies.get("_fbc") or None)
 
 
 def _no_constants(name: str):
@@ -126,10 +129,10 @@ def authenticate(request, get_gate: Callable[[], Gate] | None, *,
     """core.auth's verdict on this request (accepted when no gate is wired)."""
     if get_gate is None:
         return AuthDecision(0, "open", Source.OPEN)
-    headers = request.headers
-    return get_gate().decide(authorization=headers.get("Authorization"),
-                             origin=headers.get("Origin"), referer=headers.get("Referer"),
-                             collect_get=collect_get)
+    environ = request.environ
+    return get_gate().decide(authorization=environ.get("HTTP_AUTHORIZATION"),
+                             origin=environ.get("HTTP_ORIGIN"),
+                             referer=environ.get("HTTP_REFERER"), collect_get=collect_get)
 
 
 def _refusal(decision: AuthDecision, path: str) -> None:
@@ -148,7 +151,7 @@ def handle_ingest(request, get_service: Callable[[], IngestService],
     except ConfigurationError as exc:
         log.error("misconfigured", component="ingest", reason=str(exc))
         return _json(503, {"error": str(exc)})
-    cors = cors_headers(request.headers.get("Origin"), origins)
+    cors = cors_headers(request.environ.get("HTTP_ORIGIN"), origins)
     path = request.path.rstrip("/")
 
     if request.method == "OPTIONS":
