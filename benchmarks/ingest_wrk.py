@@ -10,6 +10,14 @@ same wrk settings and the same one-event JSON body (a page view, as the web tag 
 After our run the events topic's subscription is drained and counted: every 202 must be a
 message Pub/Sub holds. Needs wrk, gcloud and java (the emulator); without them the row is
 skipped with the reason.
+
+Where the CPU goes is measured too: the CPU seconds of the server (every process and thread
+it started), of the emulator and of wrk during each run, and what the rest of the machine used
+meanwhile. With ``pin`` the server under test runs alone on one core, as on a 1-vCPU
+instance, and wrk and the emulator on the other, the same for both endpoints: the emulator,
+which a deployed ingest does not run beside it, then takes no CPU from the server, and the
+req/s ratio compares what one core serves. The server's CPU seconds per request compare the
+same thing without depending on wrk or on other load on the machine.
 """
 
 from __future__ import annotations
@@ -203,6 +211,7 @@ def measure(*, seconds: int = 10, connections: int = 16,
                 results[f"{name}_cpu_wrk"] = wrk_cpu
                 results[f"{name}_cpu_other"] = busy - server_cpu - emulator_cpu - wrk_cpu
                 results[f"{name}_server_ms_per_request"] = 1000 * server_cpu / max(total, 1)
+                results["pinned"] = pin
                 server.stop()
                 processes.remove(server)
             results["published"] = _drain(subscription)

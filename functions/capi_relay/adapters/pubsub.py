@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -15,10 +16,18 @@ from capi_relay.core.errors import PublishFailed, TransientError
 #: 1,000 messages and 10 MB; the bytes limit is kept with room for the request's framing.
 MAX_BATCH_MESSAGES = 1000
 MAX_BATCH_BYTES = 9_000_000
-#: Publish calls that may be in flight at once, each carrying every message that was waiting
-#: when it started. One sender would make a request that arrives during a call wait for that
-#: call and then its own; more senders mean smaller batches, each one more RPC to pay.
-SENDERS = 2
+#: Publish calls in flight at once, each carrying every message that was waiting when it
+#: started. With one, a message that arrives during a call waits for it and then for its own
+#: (two round trips at most); under load each call carries more messages, and a call costs
+#: the ingest more CPU than a request's mapping: under wrk (16 connections, server alone on
+#: one core, emulator) one sender made ~5.7 messages a call and 0.51 ms of server CPU a
+#: request, two senders ~3.0 and 0.57 ms (benchmarks/ingest_wrk.py).
+SENDERS = 1
+#: Under load (the last call carried more than one message) the sender waits this long
+#: before taking the next batch, so that one call carries more: ~0.50 ms of server CPU a
+#: request instead of ~0.545 in the same run, and 10-20% more req/s. A message that comes
+#: alone is sent at once; the library's batching, before, held every message 1 ms.
+BUSY_LINGER = 0.0005
 
 
 class _Pending:
@@ -40,11 +49,13 @@ class PubSubPublisher:
 
     Messages published while a Publish call is in flight are sent together in the next one
     (group commit): a lone message is sent at once, without a batching window, and under load
-    one RPC carries many messages. The RPC itself is the generated client's, with its default
-    retry and timeout, as the library's own batching sends it; this replaces only that
-    batching (a timer thread and a commit thread per batch, a future and a proto-plus wrapper
-    per message), which under wrk cost more CPU per request than all the rest of the ingest
-    (benchmarks/ingest_wrk.py).
+    one RPC carries many messages (``BUSY_LINGER``). The RPC itself is the generated client's,
+    with its default retry and timeout, as the library's own batching sends it; this replaces
+    only that batching (a timer thread and a commit thread per batch, a future and a
+    proto-plus wrapper per message), which under wrk cost more CPU per request than the
+    mapping (benchmarks/ingest_wrk.py). Each publish still returns only once Pub/Sub has
+    answered for its message, or raises PublishFailed (the call failed, or took longer than
+    ``timeout``).
     """
 
     def __init__(self, project: str, topic: str, *, timeout: float = 30.0):
@@ -97,9 +108,12 @@ class PubSubPublisher:
 
     def _send_forever(self) -> None:
         carried: _Pending | None = None
+        busy = False  # the last call carried more than one message
         while True:
-            batch = [carried or self._queue.get()]
-            size, carried = batch[0].size, None
+            first = carried or self._queue.get()
+            if busy:
+                time.sleep(BUSY_LINGER)
+            batch, size, carried = [first], first.size, None
             while len(batch) < MAX_BATCH_MESSAGES:
                 try:
                     pending = self._queue.get_nowait()
@@ -111,6 +125,7 @@ class PubSubPublisher:
                 batch.append(pending)
                 size += pending.size
             self._send(batch)
+            busy = len(batch) > 1
 
     def _send(self, batch: list[_Pending]) -> None:
         try:
