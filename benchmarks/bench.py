@@ -237,7 +237,8 @@ def bench_ingest(seconds: int = 10) -> Row:
         return Row("ingest under wrk", None, None, "req/s", "bare endpoint",
                    target=INGEST_TARGET, note=f"skipped: {found['skipped']}")
     ours_ms, bare_ms = found["ours_server_ms_per_request"], found["bare_server_ms_per_request"]
-    note = (f"loopback, Pub/Sub emulator{', server alone on one core' if found['pinned'] else ''}"
+    note = (f"loopback, Pub/Sub emulator, {ingest_wrk.CONNECTIONS} connections"
+            f"{', server alone on one core' if found['pinned'] else ''}"
             f"; {found['ours_accepted']:,} accepted, {found['published']:,} published and "
             f"awaited before each 202; server CPU per request {ours_ms:.3f} ms vs "
             f"{bare_ms:.3f} ms bare ({bare_ms / ours_ms:.2f}x), emulator "
