@@ -145,10 +145,11 @@ def _busy_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / _TICK  # less idle and iowait
 
 
-#: wrk's connections: the concurrency one ingest instance is deployed with at 1 vCPU
-#: (infra: ingest_max_instance_request_concurrency, THREADS the same). With 16, our server sat
-#: idle ~12% of the run waiting for the emulator's answers while the bare one never waits:
-#: that measured wrk's concurrency against a round trip, not what an instance serves.
+#: wrk's connections (and THREADS): the concurrency an ingest instance of 1 vCPU serves
+#: (infra's default before issue 13; the default is now a sixth of a vCPU at concurrency 1,
+#: where an instance serves one request at a time). With 16, our server sat idle ~12% of the
+#: run waiting for the emulator's answers while the bare one never waits: that measured wrk's
+#: concurrency against a round trip, not what an instance serves.
 CONNECTIONS = 80
 
 
