@@ -34,6 +34,7 @@ dev: install
 	$(PY) -m capi_relay_dev.devstack
 
 bench: install
+	-bash tools/install_wrk.sh
 	$(PY) benchmarks/bench.py
 
 lint: install
