@@ -1,7 +1,9 @@
 # Terraform and provider versions, the state backend and the provider defaults.
 
 terraform {
-  required_version = ">= 1.6.0"
+  # 1.9: variable validations that read other variables (ingest_cpu with its concurrency and
+  # memory)
+  required_version = ">= 1.9.0"
 
   required_providers {
     google = {

@@ -49,7 +49,7 @@ done
 command -v gcloud >/dev/null 2>&1 ||
   die "gcloud is not installed or not on PATH; install the Google Cloud CLI first"
 command -v terraform >/dev/null 2>&1 ||
-  die "terraform is not installed or not on PATH; install Terraform >= 1.6"
+  die "terraform is not installed or not on PATH; install Terraform >= 1.9"
 
 active_account="$(gcloud auth list --filter=status:ACTIVE --format='value(account)' 2>/dev/null || true)"
 [[ -n "$active_account" ]] ||
