@@ -231,3 +231,44 @@ def test_a_batch_reads_its_browsers_profiles_in_one_round_trip_skipping_refused_
     report = puller.run()
     assert report.process.sent == 12 and report.process.consent_dropped == 3
     assert store.reads == 1 and len(store.read_ids[0]) == 12
+
+
+def _many(start, n):
+    events = []
+    for i in range(start, start + n):
+        raw = {"event_name": "page_view", "event_id": f"e{i}", "event_time": NOW,
+               "page_location": "https://example.com/", "user_agent": "UA/1",
+               "ip_override": "203.0.113.1", "email": f"user{i}@example.com"}
+        events.append(QueuedEvent(to_capi_event(raw, now=NOW, new_id=lambda: "x").event,
+                                  None, {}, ()))
+    return encode(events)
+
+
+def test_a_record_holds_at_most_1000_keys_and_a_batch_about_1000_events():
+    from capi_relay.app.run_ledger import RECORD_KEYS
+
+    puller, store, sub, _ = build()
+    sub.publish(_many(0, 600), {"count": "600"})
+    sub.publish(_many(600, 600), {"count": "600"})
+    sub.publish(_many(1200, 600), {"count": "600"})
+    first = sub.pull  # one pull hands out every waiting message, as Pub/Sub may
+    calls = []
+    sub.pull = lambda n: calls.append(n) or first(n)
+    report = puller.run()
+    assert report.process.sent == 1800 and report.batches == 1 and len(calls) == 2
+    assert [len(events) for events, _ in puller.service.sender.client.calls] == [1000, 800]
+    sizes = sorted(len(r["keys"]) for r in store.records.values())
+    assert sizes == [800, RECORD_KEYS] and store.writes == 4
+    assert all(r["state"] == "done" for r in store.records.values())
+
+
+def test_a_batch_stops_pulling_once_1000_events_wait():
+    puller, _, sub, _ = build()
+    for start in range(0, 3000, 1000):
+        sub.publish(_many(start, 1000), {"count": "1000"})
+    pulled = []
+    original = sub.pull
+    sub.pull = lambda n: (lambda got: pulled.append(len(got)) or got)(original(min(n, 1)))
+    report = puller.run()
+    assert report.batches == 3 and report.process.sent == 3000
+    assert pulled[:3] == [1, 1, 1]   # each batch: one message of 1,000 events, then deliver

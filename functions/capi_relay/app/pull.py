@@ -94,14 +94,17 @@ class PullService:
         return report
 
     def _gather(self) -> list[Received]:
-        """Messages for one batch: pulls until about 1,000 events (one Graph request) wait or
-        the subscription is empty."""
+        """Messages for one batch: pulls until about 1,000 events (one Graph request; the
+        ingest's ``count`` attribute says how many a message holds) wait or the subscription
+        is empty."""
         messages: list[Received] = []
-        while len(messages) < MAX_EVENTS_PER_REQUEST:
+        events = 0
+        while events < MAX_EVENTS_PER_REQUEST and len(messages) < PULL_MAX_MESSAGES:
             pulled = self.subscription.pull(PULL_MAX_MESSAGES - len(messages))
             if not pulled:
                 break
             messages.extend(pulled)
+            events += sum(_count(m) for m in pulled)
         return messages
 
     def deliver(self, messages: Sequence[Received], report: PullReport | None = None) -> PullReport:
@@ -214,3 +217,9 @@ def _by_message(decoded: list[tuple[Received, list[QueuedEvent]]],
     for item in items:
         mine[id(owner[id(item.queued)])].append(item)
     return [(message, mine[id(message)]) for message, _ in decoded]
+
+
+def _count(message: Received) -> int:
+    """How many events a message says it holds (at least 1; the ingest writes ``count``)."""
+    text = message.attributes.get("count", "")
+    return max(1, min(int(text), MAX_EVENTS_PER_REQUEST)) if text.isdigit() else 1

@@ -7,9 +7,9 @@ starts it; the function allows one instance and one request), so a run can recor
 events in ONE document before it sends and overwrite that document once after::
 
     find(keys)  ->  which keys earlier runs sent, dead-lettered, or still hold under a lease
-    begin       ->  {state: in_progress, keys: [claimed], lease_until}       (1 write)
+    begin       ->  {state: in_progress, keys: [claimed], lease_until}   (1 write per 1,000 keys)
     send, settle
-    commit      ->  {state: done, keys: [sent + failed], failed: [failed]}   (1 write)
+    commit      ->  {state: done, keys: [sent + failed], failed: [failed]}   (the same again)
 
 A key released for another try is left out of the done record, so the next run claims it
 again. A run that dies between begin and commit leaves an in_progress record: its keys are
@@ -26,6 +26,9 @@ from typing import Any, Callable, Iterable, Mapping
 from capi_relay.app.ledger import Claim, Decision, DeliveryLedger, State
 from capi_relay.app.ports import Publisher, RunStore
 
+#: keys per record: 1,000 event keys of 64 characters stay far below Firestore's 1 MiB
+#: document and 40,000 index entries (a batch holds up to about 2,000 events, per pixel)
+RECORD_KEYS = 1000
 #: what a key's records say, strongest first
 SENT, FAILED, LEASED = "sent", "failed", "leased"
 RUN_IN_PROGRESS, RUN_DONE = "in_progress", "done"
@@ -73,7 +76,7 @@ class RunLedger(DeliveryLedger):
         self._attempts = dict(attempts)
         self._claimed: list[str] = []
         self._final: dict[str, State] = {}
-        self._run_id: str | None = None
+        self._runs: list[tuple[str, list[str]]] = []  # (record id, its keys)
 
     def prefetch(self, attempts: Mapping[str, int], now: float) -> None:
         """Starts a run over these keys (each with its delivery attempt): reads what earlier
@@ -97,15 +100,18 @@ class RunLedger(DeliveryLedger):
         return Decision(Claim.SEND, attempts=attempts)
 
     def begin(self, now: float) -> None:
-        """Records the claimed keys under a lease before anything is sent. Raises
-        StoreUnavailable (then nothing is sent)."""
+        """Records the claimed keys under a lease before anything is sent: one record per
+        ``RECORD_KEYS`` keys. Raises StoreUnavailable (then nothing is sent)."""
         if not self._claimed:
             return
-        self._run_id = f"run-{self.new_id()}"
-        self.store.create(self._run_id, {
-            "state": RUN_IN_PROGRESS, "keys": list(self._claimed),
-            "lease_until": now + self.lease_seconds, "updated_at": now,
-            "expire_at": now + self.ttl_seconds})
+        run = self.new_id()
+        self._runs = [(f"run-{run}-{n}", self._claimed[start:start + RECORD_KEYS])
+                      for n, start in enumerate(range(0, len(self._claimed), RECORD_KEYS))]
+        for run_id, keys in self._runs:
+            self.store.create(run_id, {
+                "state": RUN_IN_PROGRESS, "keys": keys,
+                "lease_until": now + self.lease_seconds, "updated_at": now,
+                "expire_at": now + self.ttl_seconds})
 
     def _finish(self, key: str, state: State, now: float, attempts: int, **extra: Any) -> None:
         if state is State.RELEASED:
@@ -116,11 +122,10 @@ class RunLedger(DeliveryLedger):
     def commit(self, now: float) -> None:
         """Records what was sent and what was dead-lettered; released keys are left out (the
         next run claims them). Raises StoreUnavailable."""
-        if self._run_id is None:
-            return
-        done = [key for key in self._claimed if key in self._final]
-        self.store.put(self._run_id, {
-            "state": RUN_DONE, "keys": done,
-            "failed": [key for key in done if self._final[key] is State.FAILED],
-            "lease_until": 0, "updated_at": now, "expire_at": now + self.ttl_seconds})
-        self._run_id = None
+        for run_id, keys in self._runs:
+            done = [key for key in keys if key in self._final]
+            self.store.put(run_id, {
+                "state": RUN_DONE, "keys": done,
+                "failed": [key for key in done if self._final[key] is State.FAILED],
+                "lease_until": 0, "updated_at": now, "expire_at": now + self.ttl_seconds})
+        self._runs = []
