@@ -272,3 +272,29 @@ def test_a_batch_stops_pulling_once_1000_events_wait():
     report = puller.run()
     assert report.batches == 3 and report.process.sent == 3000
     assert pulled[:3] == [1, 1, 1]   # each batch: one message of 1,000 events, then deliver
+
+
+def test_the_pull_entry_point_answers_counts_405_and_503():
+    import json
+
+    from capi_relay.core.errors import TransientError
+    from capi_relay.entrypoints import web
+
+    class Request:
+        def __init__(self, method):
+            self.method = method
+
+    puller, _, sub, _ = build()
+    sub.publish(message(1))
+    body, status, _ = web.handle_pull(Request("POST"), lambda: puller)
+    assert status == 200 and json.loads(body)["sent"] == 1 and json.loads(body)["acked"] == 1
+    assert web.handle_pull(Request("GET"), lambda: puller)[1] == 405
+
+    def broken():
+        raise TransientError("pull failed: Unavailable")
+
+    class Broken:
+        run = staticmethod(broken)
+
+    body, status, _ = web.handle_pull(Request("POST"), lambda: Broken())
+    assert status == 503 and json.loads(body) == {"error": "TransientError"}
