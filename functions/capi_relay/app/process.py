@@ -103,11 +103,7 @@ class ProcessService:
         try:
             queued = decode(data)
         except InvalidEvent as exc:
-            log.error("undecodable message dead-lettered", component="process",
-                      reasons=list(exc.reasons))
-            self.ledger.publish_dead(data, DeadLetter(DeadReason.UNDECODABLE).attributes())
-            report.dead_lettered += 1
-            report.reasons[DeadReason.UNDECODABLE.value] = 1
+            self.dead_letter_undecodable(data, exc, report)
             return report
 
         now = self.clock.now()
@@ -131,6 +127,17 @@ class ProcessService:
         if report.retry:
             raise _retry_error(items, report.retry)
         return report
+
+    def dead_letter_undecodable(self, data: bytes, exc: InvalidEvent,
+                                report: ProcessReport) -> None:
+        """A message that is no envelope goes to the dead-letter topic as it is (it has no
+        event and no key to claim). Raises PublishFailed when the topic does not take it."""
+        log.error("undecodable message dead-lettered", component="process",
+                  reasons=list(exc.reasons))
+        self.ledger.publish_dead(data, DeadLetter(DeadReason.UNDECODABLE).attributes())
+        report.dead_lettered += 1
+        reason = DeadReason.UNDECODABLE.value
+        report.reasons[reason] = report.reasons.get(reason, 0) + 1
 
     def decide_all(self, queued: Sequence[QueuedEvent], now: float,
                    report: ProcessReport) -> list[_Item]:

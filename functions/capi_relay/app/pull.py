@@ -22,7 +22,7 @@ from capi_relay import log
 from capi_relay.app.ports import Clock, Received, Subscription
 from capi_relay.app.process import ProcessReport, ProcessService, _Item
 from capi_relay.app.run_ledger import RunLedger
-from capi_relay.core.delivery import DeadLetter, DeadReason, Outcome
+from capi_relay.core.delivery import Outcome
 from capi_relay.core.envelope import QueuedEvent, decode
 from capi_relay.core.errors import InvalidEvent, RelayError
 from capi_relay.core.meta_rules import MAX_EVENTS_PER_REQUEST
@@ -122,10 +122,12 @@ class PullService:
             try:
                 decoded.append((message, decode(message.data)))
             except InvalidEvent as exc:
-                if self._dead_undecodable(message, exc, batch):
-                    acked.append(message.ack_id)
-                else:
+                try:
+                    service.dead_letter_undecodable(message.data, exc, batch)
+                except RelayError:
                     back.append(message)
+                else:
+                    acked.append(message.ack_id)
         items = service.decide_all([q for _, queued in decoded for q in queued], now, batch)
         owned = _by_message(decoded, items)
         try:
@@ -170,19 +172,6 @@ class PullService:
         replayed = [i for m, its in owned if m.attributes.get("replay") == "1" for i in its]
         return self.service._claim_all(fresh, now, batch) + \
             self.service._claim_all(replayed, now, batch, replay=True)
-
-    def _dead_undecodable(self, message: Received, exc: InvalidEvent,
-                          batch: ProcessReport) -> bool:
-        log.error("undecodable message dead-lettered", component="process",
-                  reasons=list(exc.reasons))
-        try:
-            self.ledger.publish_dead(message.data, DeadLetter(DeadReason.UNDECODABLE).attributes())
-        except RelayError:
-            return False
-        batch.dead_lettered += 1
-        reason = DeadReason.UNDECODABLE.value
-        batch.reasons[reason] = batch.reasons.get(reason, 0) + 1
-        return True
 
     def _finish(self, report: PullReport, batch: ProcessReport, acked: list[str],
                 back: list[Received]) -> PullReport:
